@@ -1,0 +1,169 @@
+//! The abnormal-exit monitor: the `ops-exit` tracepoints and the ring buffer
+//! that carries their [`ExitEvent`]s.
+
+use std::{
+    os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd},
+    path::Path,
+    time::Duration,
+};
+
+use aya::{
+    maps::{MapData, RingBuf},
+    programs::TracePoint,
+    Ebpf,
+};
+use ops_common::exit::ExitEvent;
+use tokio::io::{unix::AsyncFd, Interest};
+
+use super::{btf, load, tracefs, EbpfError, EXIT_OBJECT};
+
+const OBJECT: &str = "ops-exit";
+const EVENTS: &str = "EXIT_EVENTS";
+/// (program, tracepoint category, tracepoint name)
+const TRACEPOINTS: [(&str, &str, &str); 2] = [
+    ("ops_signal_deliver", "signal", "signal_deliver"),
+    ("ops_process_exit", "sched", "sched_process_exit"),
+];
+
+/// The loaded and attached exit tracepoints. Dropping it detaches them.
+pub struct ExitMonitor {
+    events: RingBuf<MapData>,
+    // Owns the programs and their tracepoint links.
+    ebpf: Ebpf,
+}
+
+impl ExitMonitor {
+    /// Load `ops-exit` and attach its tracepoints (mounting tracefs if
+    /// needed).
+    pub fn start() -> Result<Self, EbpfError> {
+        tracefs::ensure_mounted()?;
+        // Without BTF the events still come, with an unknown exit code.
+        let exit_code_offset =
+            match btf::member_offset_in(Path::new(btf::VMLINUX), "task_struct", "exit_code") {
+                Ok(offset) => offset,
+                Err(e) => {
+                    tracing::warn!("task_struct.exit_code not found in kernel BTF: {e}");
+                    0
+                }
+            };
+        let mut ebpf = load(
+            OBJECT,
+            EXIT_OBJECT,
+            [("TASK_EXIT_CODE_OFFSET", exit_code_offset)],
+        )?;
+        for (name, category, tracepoint) in TRACEPOINTS {
+            let program: &mut TracePoint = ebpf
+                .program_mut(name)
+                .ok_or(EbpfError::MissingProgram {
+                    object: OBJECT,
+                    name,
+                })?
+                .try_into()
+                .map_err(|source| EbpfError::Program {
+                    name,
+                    action: "type",
+                    source,
+                })?;
+            program.load().map_err(|source| EbpfError::Program {
+                name,
+                action: "load",
+                source,
+            })?;
+            program
+                .attach(category, tracepoint)
+                .map_err(|source| EbpfError::Program {
+                    name,
+                    action: "attach",
+                    source,
+                })?;
+        }
+        let events = ebpf.take_map(EVENTS).ok_or(EbpfError::MissingMap {
+            object: OBJECT,
+            name: EVENTS,
+        })?;
+        let events = RingBuf::try_from(events).map_err(|source| EbpfError::Map {
+            name: EVENTS,
+            source,
+        })?;
+        Ok(Self { events, ebpf })
+    }
+
+    /// The loaded object, e.g. to forward its logs.
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
+    /// The next queued event, without waiting.
+    pub fn try_next(&mut self) -> Option<ExitEvent> {
+        loop {
+            let item = self.events.next()?;
+            if item.len() >= size_of::<ExitEvent>() {
+                // SAFETY: ExitEvent is plain data; the length was checked and
+                // read_unaligned copes with any alignment.
+                return Some(unsafe { item.as_ptr().cast::<ExitEvent>().read_unaligned() });
+            }
+            tracing::warn!(len = item.len(), "short exit event ignored");
+        }
+    }
+
+    /// Wait up to `timeout` for the next event (for synchronous callers).
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<ExitEvent> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(event) = self.try_next() {
+                return Some(event);
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+            // SAFETY: one valid pollfd; EINTR just loops.
+            unsafe { libc::poll(&mut pfd, 1, ms) };
+        }
+    }
+
+    /// An async view for the daemon.
+    pub fn into_async(self) -> std::io::Result<AsyncExitMonitor> {
+        // SAFETY: the fd is the ring buffer map's, owned by `self.events`,
+        // which lives (unchanged) as long as the AsyncFd that owns `self`.
+        let fd = unsafe { AsyncFd::register_with_interest(self, Interest::READABLE) };
+        Ok(AsyncExitMonitor(fd.map_err(std::io::Error::from)?))
+    }
+}
+
+impl AsFd for ExitMonitor {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.events.as_fd()
+    }
+}
+
+impl AsRawFd for ExitMonitor {
+    fn as_raw_fd(&self) -> RawFd {
+        self.events.as_raw_fd()
+    }
+}
+
+/// [`ExitMonitor`] under tokio.
+pub struct AsyncExitMonitor(AsyncFd<ExitMonitor>);
+
+impl AsyncExitMonitor {
+    pub async fn next(&mut self) -> std::io::Result<ExitEvent> {
+        loop {
+            let mut guard = self.0.readable_mut().await?;
+            if let Some(event) = guard.get_inner_mut().try_next() {
+                return Ok(event);
+            }
+            guard.clear_ready();
+        }
+    }
+
+    pub fn get_mut(&mut self) -> &mut ExitMonitor {
+        self.0.get_mut()
+    }
+}

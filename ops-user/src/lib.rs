@@ -1,0 +1,10 @@
+//! The ops node daemon: loads the kernel-side programs, attaches them to
+//! container groups, and serves the tasks built on them.
+//!
+//! The core is plain synchronous code (loading, attaching, parsing); tokio
+//! lives only at the edges that wait on file descriptors and signals.
+
+pub mod config;
+pub mod daemon;
+pub mod ebpf;
+pub mod logging;
