@@ -4,7 +4,9 @@
 //! The core is plain synchronous code (loading, attaching, parsing); tokio
 //! lives only at the edges that wait on file descriptors and signals.
 
+pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod ebpf;
 pub mod logging;
+pub mod tasks;

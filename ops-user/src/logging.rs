@@ -1,6 +1,8 @@
 //! Log setup: `tracing` to stderr, filtered by `RUST_LOG` (default `info`),
 //! with `log` records (aya-log's kernel-side lines among them) bridged in.
 
+use std::io::IsTerminal as _;
+
 use tracing_subscriber::EnvFilter;
 
 /// Install the global subscriber. Safe to call more than once (tests): later
@@ -10,5 +12,6 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }

@@ -1,0 +1,5 @@
+//! The Alibaba Cloud RPC API the daemon serves (ECI, version 2018-08-08).
+
+pub mod error;
+
+pub use error::ApiError;
