@@ -8,5 +8,8 @@ pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod ebpf;
+pub mod instances;
 pub mod logging;
+pub mod records;
+pub mod store;
 pub mod tasks;
