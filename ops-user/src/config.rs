@@ -1,7 +1,10 @@
 //! The daemon's configuration: an embedded default (`default.toml`), then an
 //! optional TOML file, then command-line flags.
 
-use std::path::{Path, PathBuf};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
 
 use anyhow::Context as _;
 use serde::Deserialize;
@@ -16,6 +19,18 @@ pub const DEFAULT_TOML: &str = include_str!("default.toml");
 pub struct Config {
     /// Where records and artifacts live.
     pub data_dir: PathBuf,
+    /// The local API socket (root only).
+    pub socket: PathBuf,
+    /// TCP address of the signed API; none by default.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// `ID:SECRET` AccessKeys accepted on `listen`.
+    #[serde(default)]
+    pub access_keys: Vec<String>,
+    /// The region this node serves.
+    pub region: String,
+    /// Minimum seconds between two settings of the same group and OpsType.
+    pub min_interval: u64,
     /// TC attach mechanism: auto (TCX, else clsact), tcx or clsact.
     pub tc_attach: AttachMode,
 }
@@ -42,6 +57,19 @@ impl Config {
             .try_into()
             .with_context(|| format!("invalid config {}", path.display()))
     }
+
+    /// The AccessKeys as (id, secret), each checked for the `ID:SECRET` form.
+    pub fn keys(&self) -> anyhow::Result<Vec<(String, String)>> {
+        self.access_keys
+            .iter()
+            .map(|k| match k.split_once(':') {
+                Some((id, secret)) if !id.is_empty() && !secret.is_empty() => {
+                    Ok((id.to_owned(), secret.to_owned()))
+                }
+                _ => anyhow::bail!("access key `{k}` is not of the form ID:SECRET"),
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -53,6 +81,13 @@ mod tests {
         let c = Config::default();
         assert_eq!(c.tc_attach, AttachMode::Auto);
         assert!(c.data_dir.is_absolute());
+        assert!(c.socket.is_absolute());
+        assert_eq!(c.region, "cn-hangzhou");
+        assert_eq!(c.min_interval, 10);
+        assert!(
+            c.listen.is_none(),
+            "the network API is off unless asked for"
+        );
     }
 
     #[test]
@@ -60,15 +95,21 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ops-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let good = dir.join("good.toml");
-        std::fs::write(&good, "tc_attach = \"clsact\"\n").unwrap();
-        assert_eq!(
-            Config::load(Some(&good)).unwrap().tc_attach,
-            AttachMode::Clsact
-        );
+        std::fs::write(&good, "tc_attach = \"clsact\"\naccess_keys = [\"a:b\"]\n").unwrap();
+        let c = Config::load(Some(&good)).unwrap();
+        assert_eq!(c.tc_attach, AttachMode::Clsact);
+        assert_eq!(c.keys().unwrap(), vec![("a".to_owned(), "b".to_owned())]);
         let bad = dir.join("bad.toml");
         std::fs::write(&bad, "no_such_key = 1\n").unwrap();
         let err = format!("{:#}", Config::load(Some(&bad)).unwrap_err());
         assert!(err.contains("no_such_key"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn malformed_access_keys_are_refused() {
+        let mut c = Config::default();
+        c.access_keys = vec!["nocolon".into()];
+        assert!(c.keys().is_err());
     }
 }

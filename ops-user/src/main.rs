@@ -10,6 +10,7 @@ fn main() -> std::process::ExitCode {
     match cli::run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            // API errors print as `Code: Message`, so scripts can match them.
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }

@@ -1,4 +1,7 @@
-use std::path::PathBuf;
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
 
 use ops_user::config::Config;
 
@@ -10,12 +13,38 @@ pub struct Args {
     /// Directory for records and artifacts.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Serve the signed API on this TCP address too (off by default).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// An AccessKey accepted on --listen, as ID:SECRET (repeatable).
+    #[arg(long = "access-key", value_name = "ID:SECRET")]
+    access_keys: Vec<String>,
+    /// The region this node serves.
+    #[arg(long)]
+    region: Option<String>,
+    /// Minimum seconds between two settings of one group and OpsType.
+    #[arg(long)]
+    min_interval: Option<u64>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args, socket: &Path) -> anyhow::Result<()> {
     let mut config = Config::load(args.config.as_deref())?;
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
+    }
+    // --socket is global: it names the socket clients use and the daemon binds.
+    if socket != Path::new("/run/ops/ops.sock") || std::env::var_os("OPS_SOCKET").is_some() {
+        config.socket = socket.to_owned();
+    }
+    if args.listen.is_some() {
+        config.listen = args.listen;
+    }
+    config.access_keys.extend(args.access_keys);
+    if let Some(region) = args.region {
+        config.region = region;
+    }
+    if let Some(s) = args.min_interval {
+        config.min_interval = s;
     }
     tokio::runtime::Runtime::new()?.block_on(ops_user::daemon::serve(config))
 }
