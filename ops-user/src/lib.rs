@@ -5,6 +5,7 @@
 //! lives only at the edges that wait on file descriptors and signals.
 
 pub mod api;
+pub mod cgroup;
 pub mod config;
 pub mod daemon;
 pub mod ebpf;

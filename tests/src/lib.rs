@@ -9,6 +9,9 @@ use std::{
     sync::atomic::{AtomicU32, Ordering},
 };
 
+pub mod daemon;
+pub mod sdk;
+
 pub use ops_user::ebpf::netns::Netns;
 
 /// Whether privileged tests can run. Without root they are skipped on a

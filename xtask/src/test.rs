@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::util::{cargo, is_ci, is_root, show, with_ebpf};
+use crate::util::{cargo, is_ci, is_root, run_cmd, show, with_ebpf};
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -146,6 +146,7 @@ impl Api {
         // Parse before the interval check: a rejected value is not a setting.
         let task = self.tasks.parse(ops_type, value)?;
         self.check_interval(group, ops_type)?;
+        self.tasks.check_instance(ops_type, &instance)?;
         let result = self.tasks.apply(&instance, task, &self.records)?;
         self.mark_set(group, ops_type);
         Ok(result)

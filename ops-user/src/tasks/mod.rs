@@ -41,6 +41,38 @@ impl Tasks {
         }
     }
 
+    /// Whether `instance` has what `ops_type` needs, and is running:
+    /// a network namespace for tcpdump, a cgroup for coredump.
+    pub fn check_instance(&self, ops_type: &str, instance: &Instance) -> Result<(), ApiError> {
+        let unsupported = |why: String| Err(ApiError::OpsInstanceNotSupport(why));
+        match ops_type {
+            "tcpdump" => match &instance.netns {
+                None => unsupported(format!(
+                    "container group {} has no network namespace",
+                    instance.id
+                )),
+                Some(ns) => match crate::ebpf::netns::Netns::open(ns) {
+                    Ok(_) => Ok(()),
+                    Err(e) => unsupported(format!(
+                        "container group {} is not running: {e}",
+                        instance.id
+                    )),
+                },
+            },
+            "coredump" => match &instance.cgroup {
+                None => unsupported(format!("container group {} has no cgroup", instance.id)),
+                Some(cg) => match crate::cgroup::resolve(cg) {
+                    Ok(_) => Ok(()),
+                    Err(e) => unsupported(format!(
+                        "container group {} is not running: {e}",
+                        instance.id
+                    )),
+                },
+            },
+            _ => Ok(()),
+        }
+    }
+
     /// Carry out a validated request for `instance`, keeping its records.
     pub fn apply(
         &self,
