@@ -4,6 +4,7 @@ mod build;
 mod lint;
 mod run;
 mod setup;
+mod smoke;
 mod test;
 mod util;
 

@@ -11,10 +11,21 @@ pub struct Args {
     ops_args: Vec<String>,
 }
 
+/// The development daemon: the embedded defaults (socket, data directory),
+/// plus the signed API on loopback with a documented key, so the SDK works
+/// out of the box (see README).
+pub const DEV_ARGS: [&str; 5] = [
+    "serve",
+    "--listen",
+    "127.0.0.1:8941",
+    "--access-key",
+    "ops-dev:ops-dev-secret",
+];
+
 pub fn run(args: Args) -> Result<()> {
     let ops = crate::build::run()?;
     let ops_args = if args.ops_args.is_empty() {
-        vec!["serve".to_owned()]
+        DEV_ARGS.iter().map(|s| s.to_string()).collect()
     } else {
         args.ops_args
     };

@@ -32,6 +32,15 @@ pub fn run(args: Args) -> Result<()> {
         crate::lint::run_lint()?;
     }
 
+    // Integration tests run the real `ops` binary next to them.
+    run_cmd(with_ebpf(cargo().args([
+        "build",
+        "--package",
+        "ops-user",
+        "--bin",
+        "ops",
+    ])))?;
+
     let mut cmd = cargo();
     with_ebpf(&mut cmd).args([
         "test",
@@ -73,6 +82,10 @@ pub fn run(args: Args) -> Result<()> {
             tally.ignored
         );
     }
+    if privileged && args.filter.is_none() {
+        crate::smoke::run()?;
+    }
+    eprintln!("xtask test: all passed ({:.0?})", started.elapsed());
     Ok(())
 }
 
