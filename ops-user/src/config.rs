@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use serde::Deserialize;
 
-use crate::ebpf::tc::AttachMode;
+use crate::{ebpf::tc::AttachMode, tasks::coredump::CoredumpSettings};
 
 /// The configuration `ops serve` uses when given nothing else.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
@@ -18,6 +18,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// TC attach mechanism: auto (TCX, else clsact), tcx or clsact.
     pub tc_attach: AttachMode,
+    /// The coredump engine (`[coredump]`, `[coredump.limits]`).
+    #[serde(default)]
+    pub coredump: CoredumpSettings,
 }
 
 impl Default for Config {
@@ -53,6 +56,38 @@ mod tests {
         let c = Config::default();
         assert_eq!(c.tc_attach, AttachMode::Auto);
         assert!(c.data_dir.is_absolute());
+        assert_eq!(c.coredump, CoredumpSettings::default());
+    }
+
+    #[test]
+    fn coredump_table_overrides_some_keys_and_rejects_unknown_ones() {
+        let dir = std::env::temp_dir().join(format!("ops-config-cd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.toml");
+        std::fs::write(
+            &good,
+            "[coredump]
+mode = \"pipe\"
+[coredump.limits]
+rate_burst = 3
+",
+        )
+        .unwrap();
+        let c = Config::load(Some(&good)).unwrap();
+        assert_eq!(c.coredump.mode, crate::tasks::coredump::ModeChoice::Pipe);
+        assert_eq!(c.coredump.limits.rate_burst, 3);
+        assert_eq!(c.coredump.limits.max_concurrent, 16);
+        let bad = dir.join("bad.toml");
+        std::fs::write(
+            &bad,
+            "[coredump.limits]
+rate_bust = 3
+",
+        )
+        .unwrap();
+        let err = format!("{:#}", Config::load(Some(&bad)).unwrap_err());
+        assert!(err.contains("rate_bust"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -9,7 +9,10 @@ use std::{
 
 use ops_common::exit::{ExitEvent, WCOREFLAG};
 use ops_tests::privileged;
-use ops_user::ebpf::{exits::ExitMonitor, logs::LogForwarder};
+use ops_user::ebpf::{
+    exits::{ExitMonitor, ExitScope},
+    logs::LogForwarder,
+};
 
 const SEGV_MAPERR: i32 = 1;
 
@@ -81,7 +84,7 @@ fn segfaulting_child_is_reported_with_pid_and_signal() {
     let logs = logs();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let _guard = runtime.enter();
-    let mut monitor = ExitMonitor::start().expect("start exit monitor");
+    let mut monitor = ExitMonitor::start(ExitScope::All).expect("start exit monitor");
     let forwarder = LogForwarder::start(monitor.ebpf_mut(), "ops-exit");
     assert!(
         forwarder.is_some(),
@@ -140,7 +143,7 @@ fn handled_signals_are_not_exits() {
     if !privileged("handled_signals_are_not_exits") {
         return;
     }
-    let mut monitor = ExitMonitor::start().expect("start exit monitor");
+    let mut monitor = ExitMonitor::start(ExitScope::All).expect("start exit monitor");
     // A shell that traps SEGV survives it and then exits normally.
     let child = std::process::Command::new("sh")
         .args(["-c", "trap 'exit 3' SEGV; kill -SEGV $$; sleep 1"])

@@ -32,6 +32,10 @@ pub fn run(args: Args) -> Result<()> {
         crate::lint::run_lint()?;
     }
 
+    // The coredump tests run `ops` itself (the daemon, and the pipe helper
+    // the kernel starts): build it, with its eBPF programs, next to them.
+    crate::util::run_cmd(with_ebpf(&mut cargo()).args(["build", "-p", "ops-user", "--bins"]))?;
+
     let mut cmd = cargo();
     with_ebpf(&mut cmd).args([
         "test",
