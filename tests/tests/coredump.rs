@@ -456,3 +456,70 @@ fn core_pattern_survives_sigterm_and_sigkill_of_the_daemon() {
     }
     drop(guard);
 }
+
+#[test]
+fn group_core_pattern_copy_and_previous_file_pattern() {
+    if !privileged("group_core_pattern_copy_and_previous_file_pattern") {
+        return;
+    }
+    let _lock = core_pattern_lock();
+    let guard = SysctlGuard::new();
+    let work = TempDir::new("cd-file-work");
+    let data = TempDir::new("cd-file-data");
+    let crasher = build_crasher(&work.0);
+    // The previous pattern is a plain file name, relative to the crashing
+    // process's cwd.
+    std::fs::write(CORE_PATTERN, "core.prev").unwrap();
+    let uses_pid = read_sysctl("/proc/sys/kernel/core_uses_pid").trim() == "1";
+    let enabled = TestCgroup::new("cd-file-on");
+    let copies = work.0.join("copies");
+    std::fs::create_dir(&copies).unwrap();
+    let cd = engine(&data.0, ModeChoice::Auto, test_limits(), 0);
+    let value = format!(
+        r#"{{"Enable": true, "CorePattern": "{}/core.%e.%p"}}"#,
+        copies.display()
+    );
+    cd.apply("eci-file", &enabled.dir, &value).unwrap();
+
+    // In the group: stored, and a full copy at the group's own pattern
+    // (through the process's root, which is the host's here).
+    let (pid, _) = run_in(Some(&enabled.dir), &work.0, &crasher, &["segv"]);
+    let r = wait_record(&cd, "eci-file", pid);
+    let copy = copies.join(format!("core.crasher.{pid}"));
+    assert_eq!(
+        r.container_copy.as_deref(),
+        Some(copy.to_str().unwrap()),
+        "{r:#?}"
+    );
+    let bytes = std::fs::read(&copy).unwrap();
+    assert!(bytes.starts_with(b"\x7fELF"));
+    assert_eq!(bytes.len() as u64, r.core.as_ref().unwrap().size);
+
+    // Outside: the previous file pattern's behaviour, in the cwd.
+    let (pid, _) = run_in(None, &work.0, &crasher, &["segv"]);
+    let name = if uses_pid {
+        format!("core.prev.{pid}")
+    } else {
+        "core.prev".to_owned()
+    };
+    let file = work.0.join(name);
+    wait_until("the previous pattern's core file", || file.exists());
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
+    let out = sh(&[
+        "gdb",
+        "-batch",
+        "-nx",
+        "-ex",
+        "bt",
+        crasher.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.contains("crash_segv"), "{out}");
+    cd.shutdown();
+    assert_eq!(read_sysctl(CORE_PATTERN), "core.prev\n");
+    drop(guard);
+}

@@ -377,13 +377,11 @@ fn store(
         }
     }
     match copy {
-        Some(Ok((path, _))) => {
-            if record.container_copy_error.is_none() {
-                record.container_copy = Some(path);
-            }
+        Some(Ok((path, _))) if record.container_copy_error.is_none() => {
+            record.container_copy = Some(path);
         }
         Some(Err(e)) => record.container_copy_error = Some(e),
-        None => {}
+        _ => {}
     }
 }
 
