@@ -29,6 +29,11 @@ pub async fn serve(
         .create(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
 
+    // Before anything is taken: a SIGTERM during startup must still stop
+    // the daemon through the path that gives everything back.
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+
     // A daemon that crashed while owning a socket core_pattern would be
     // dumped to itself and never finish: it is not dumpable.
     // SAFETY: prctl(PR_SET_DUMPABLE) has no memory arguments.
@@ -52,8 +57,6 @@ pub async fn serve(
     }
     tracing::info!(data_dir = %config.data_dir.display(), "ops daemon ready");
 
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
     tokio::select! {
         _ = sigint.recv() => {}
         _ = sigterm.recv() => {}

@@ -433,6 +433,8 @@ fn core_pattern_survives_sigterm_and_sigkill_of_the_daemon() {
     let _lock = core_pattern_lock();
     let guard = SysctlGuard::new();
     let cgroup = TestCgroup::new("cd-serve");
+    let work = TempDir::new("cd-serve-work");
+    let crasher = build_crasher(&work.0);
     for mode in ["socket", "pipe"] {
         let data = TempDir::new(&format!("cd-serve-{mode}"));
         // SIGTERM: a clean stop restores.
@@ -448,6 +450,17 @@ fn core_pattern_survives_sigterm_and_sigkill_of_the_daemon() {
         assert!(!guard.unchanged(), "{mode}: nothing ran at SIGKILL");
         let state: PathBuf = data.0.join("coredump/state.json");
         assert!(state.exists());
+        if mode == "pipe" {
+            // The pipe helper needs no daemon: a crash meanwhile is stored.
+            let (pid, _) = run_in(Some(&cgroup.dir), &work.0, &crasher, &["segv"]);
+            let dir = data.0.join("coredump/groups/eci-serve");
+            let records = CrashRecord::load_all(&dir);
+            let r = records
+                .iter()
+                .find(|r| r.pid == pid)
+                .unwrap_or_else(|| panic!("no record while the daemon was down: {records:#?}"));
+            assert!(r.core.is_some(), "{r:#?}");
+        }
         let mut daemon = serve(&data.0, None, mode);
         wait_until("the restart to restore core_pattern", || guard.unchanged());
         wait_until("the state file to go", || !state.exists());
@@ -522,4 +535,42 @@ fn group_core_pattern_copy_and_previous_file_pattern() {
     cd.shutdown();
     assert_eq!(read_sysctl(CORE_PATTERN), "core.prev\n");
     drop(guard);
+}
+
+#[test]
+fn size_and_space_limits_cut_or_refuse_cores() {
+    if !privileged("size_and_space_limits_cut_or_refuse_cores") {
+        return;
+    }
+    let _lock = core_pattern_lock();
+    let _guard = SysctlGuard::new();
+    let work = TempDir::new("cd-size-work");
+    let data = TempDir::new("cd-size-data");
+    let crasher = build_crasher(&work.0);
+    let cgroup = TestCgroup::new("cd-size");
+    const CUT: u64 = 256 << 10;
+    let limits = Limits {
+        process_size_max: CUT,
+        max_use: CUT + 1,
+        zstd_level: 0,
+        ..test_limits()
+    };
+    let cd = engine(&data.0, ModeChoice::Auto, limits, 0);
+    cd.apply("eci-size", &cgroup.dir, "enable").unwrap();
+    let (pid, _) = run_in(Some(&cgroup.dir), &work.0, &crasher, &["segv"]);
+    let r = wait_record(&cd, "eci-size", pid);
+    let core = r.core.as_ref().expect("a cut core");
+    assert!(core.truncated && !core.zstd, "{r:#?}");
+    assert_eq!(core.truncated_by.as_deref(), Some("process_size_max"));
+    assert_eq!(core.size, CUT);
+    // The notes come first, so the record's metadata is complete anyway.
+    assert_eq!(r.signal, Some(libc::SIGSEGV));
+    assert!(r.pc.is_some() && !r.mapped_files.is_empty(), "{r:#?}");
+
+    // MaxUse is now reached: the next crash is recorded without a core.
+    let (pid, _) = run_in(Some(&cgroup.dir), &work.0, &crasher, &["abrt"]);
+    let r = wait_record(&cd, "eci-size", pid);
+    assert_eq!(r.no_core_reason, Some(NoCoreReason::MaxUse), "{r:#?}");
+    assert_eq!(r.exit.as_ref().unwrap().signal, libc::SIGABRT);
+    cd.shutdown();
 }

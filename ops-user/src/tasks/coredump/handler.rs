@@ -512,10 +512,12 @@ fn space_budget(state: &State, engine_dir: &Path) -> Result<(u64, &'static str),
     let used = stored_bytes(&engine_dir.join("groups"));
     let by_use = max_use.saturating_sub(used);
     let by_free = avail.saturating_sub(keep_free);
-    if by_use == 0 {
+    // Less room than this cannot even hold the notes of a small process.
+    const MIN_ROOM: u64 = 64 << 10;
+    if by_use < MIN_ROOM {
         return Err(NoCoreReason::MaxUse);
     }
-    if by_free == 0 {
+    if by_free < MIN_ROOM {
         return Err(NoCoreReason::KeepFree);
     }
     Ok(if by_use <= by_free {
