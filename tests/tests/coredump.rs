@@ -125,7 +125,12 @@ fn crashes_are_stored_and_gdb_reads_them(mode: ModeChoice, tag: &str) {
     );
     let group = format!("eci-{tag}");
     cd.apply(&group, &cgroup.dir, "enable").unwrap();
-    assert_eq!(read_sysctl(CORE_PATTERN).trim_end(), cd.our_pattern());
+    let installed = cd.installed_pattern().unwrap();
+    assert_eq!(read_sysctl(CORE_PATTERN).trim_end(), installed);
+    if mode == ModeChoice::Socket {
+        // This kernel (6.18) speaks the request protocol.
+        assert!(installed.starts_with("@@/"), "{installed}");
+    }
 
     for (what, sig, function) in [
         ("segv", libc::SIGSEGV, "crash_segv"),
@@ -573,4 +578,42 @@ fn size_and_space_limits_cut_or_refuse_cores() {
     assert_eq!(r.no_core_reason, Some(NoCoreReason::MaxUse), "{r:#?}");
     assert_eq!(r.exit.as_ref().unwrap().signal, libc::SIGABRT);
     cd.shutdown();
+}
+
+#[test]
+fn a_stalled_previous_handler_does_not_hang_the_crashing_process() {
+    if !privileged("a_stalled_previous_handler_does_not_hang_the_crashing_process") {
+        return;
+    }
+    let _lock = core_pattern_lock();
+    let guard = SysctlGuard::new();
+    let work = TempDir::new("cd-stall-work");
+    let crasher = build_crasher(&work.0);
+    // A previous handler that never reads its stdin.
+    let script = work.0.join("stall.sh");
+    std::fs::write(&script, "#!/bin/sh\nexec sleep 30\n").unwrap();
+    sh(&["chmod", "755", script.to_str().unwrap()]);
+    std::fs::write(CORE_PATTERN, format!("|{}", script.display())).unwrap();
+    let enabled = TestCgroup::new("cd-stall");
+    for (mode, tag) in [(ModeChoice::Socket, "s"), (ModeChoice::Pipe, "p")] {
+        let data = TempDir::new(&format!("cd-stall-data-{tag}"));
+        let limits = Limits {
+            dump_timeout_secs: 2,
+            ..test_limits()
+        };
+        let cd = engine(&data.0, mode, limits, 0);
+        cd.apply("eci-stall", &enabled.dir, "enable").unwrap();
+        let started = Instant::now();
+        // Outside the group: the core goes to the stalled handler.
+        let (_, status) = run_in(None, &work.0, &crasher, &["segv"]);
+        let took = started.elapsed();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGSEGV)
+        );
+        eprintln!("{tag}: crash with a stalled previous handler took {took:.1?}");
+        assert!(took < Duration::from_secs(10), "{tag}: {took:?}");
+        cd.shutdown();
+    }
+    drop(guard);
 }

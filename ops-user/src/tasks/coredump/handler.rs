@@ -7,7 +7,7 @@ use std::{
     fs::File,
     io::{self, Read, Write},
     os::{
-        fd::{AsRawFd, BorrowedFd},
+        fd::{AsFd as _, AsRawFd, BorrowedFd},
         unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
     },
     path::{Path, PathBuf},
@@ -106,6 +106,63 @@ impl Read for TimedReader<'_> {
     }
 }
 
+/// Writes an fd with a deadline: a previous handler that stops reading
+/// must not stall us (and the crashing process) forever.
+struct TimedWriter<'a> {
+    fd: BorrowedFd<'a>,
+    deadline: Instant,
+}
+
+impl Write for TimedWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "consumer stalled"));
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLOUT,
+                revents: 0,
+            };
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+            // SAFETY: one valid pollfd.
+            if unsafe { libc::poll(&mut pfd, 1, ms) } <= 0 {
+                continue;
+            }
+            // Non-blocking: at most what fits now.
+            // SAFETY: buf is valid for buf.len() bytes.
+            let r = unsafe { libc::write(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                ) {
+                    continue;
+                }
+                return Err(e);
+            }
+            return Ok(r as usize);
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Make an fd non-blocking, so a [`TimedWriter`] never blocks in write(2).
+fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let fd = fd.as_raw_fd();
+    // SAFETY: fcntl on a valid fd.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 const CHUNK: usize = 256 << 10;
 
 /// Handle one core arriving on `input`.
@@ -119,6 +176,8 @@ pub fn handle(
 ) -> Outcome {
     let deadline = Instant::now() + Duration::from_secs(state.limits.dump_timeout_secs);
     let mut reader = TimedReader::new(input, deadline);
+    // First, while the kernel is surely still writing the core: who is it.
+    let info = ProcInfo::read(cgroup_mount, req.pid);
 
     // The head of the stream, up to the end of the notes.
     let mut prefix = NotesPrefix::default();
@@ -144,8 +203,6 @@ pub fn handle(
     }
     let notes = prefix.notes();
     drop(prefix);
-
-    let info = ProcInfo::read(cgroup_mount, req.pid);
     let time = req.time.unwrap_or_else(now_secs);
     let spec = Specifiers {
         pid_ns: info.pid_ns.unwrap_or(req.pid),
@@ -593,16 +650,24 @@ fn take_rate_token(dir: &Path, burst: u32, interval_secs: u64) -> bool {
 /// would have done. Returns a description for logs.
 fn chain(state: &State, spec: &Specifiers, stream: &mut Stream<'_>) -> String {
     let previous = state.previous_pattern.as_str();
+    let deadline = stream.reader.deadline;
     let result = if let Some(cmd) = previous.strip_prefix('|') {
-        chain_pipe(cmd, spec, stream, state.limits.dump_timeout_secs)
+        chain_pipe(cmd, spec, stream, deadline)
     } else if previous.starts_with("@@") {
         // The @@ protocol needs a handshake we do not speak; dropping the
         // core is what the kernel does when that server is gone.
         Err(io::Error::other("previous @@ socket pattern not forwarded"))
     } else if let Some(path) = previous.strip_prefix('@') {
         std::os::unix::net::UnixStream::connect(path)
-            .and_then(|mut s| stream.copy_to(&mut s, u64::MAX).map(|_| ()))
-            .map(|()| format!("forwarded to {previous}"))
+            .and_then(|s| {
+                set_nonblocking(s.as_fd())?;
+                let mut w = TimedWriter {
+                    fd: s.as_fd(),
+                    deadline,
+                };
+                stream.copy_to(&mut w, u64::MAX)
+            })
+            .map(|_| format!("forwarded to {previous}"))
     } else {
         chain_file(previous, spec, stream)
     };
@@ -621,7 +686,7 @@ fn chain_pipe(
     cmd: &str,
     spec: &Specifiers,
     stream: &mut Stream<'_>,
-    timeout_secs: u64,
+    deadline: Instant,
 ) -> io::Result<String> {
     let argv: Vec<String> = cmd
         .split(' ')
@@ -641,11 +706,17 @@ fn chain_pipe(
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // The helper may stop reading early; that is its choice.
-        let _ = stream.copy_to(&mut stdin, u64::MAX);
+    if let Some(stdin) = child.stdin.take() {
+        // The helper may stop reading early (its choice), or stall (bounded
+        // by the deadline).
+        let _ = set_nonblocking(stdin.as_fd()).and_then(|()| {
+            let mut w = TimedWriter {
+                fd: stdin.as_fd(),
+                deadline,
+            };
+            stream.copy_to(&mut w, u64::MAX)
+        });
     }
-    let deadline = Instant::now() + Duration::from_secs(timeout_secs);
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(format!("piped to `{prog}` ({status})"));
@@ -653,7 +724,9 @@ fn chain_pipe(
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Ok(format!("piped to `{prog}`, killed after {timeout_secs}s"));
+            return Ok(format!(
+                "piped to `{prog}`, killed at the dump's time bound"
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }

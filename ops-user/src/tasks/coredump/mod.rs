@@ -105,6 +105,8 @@ pub struct Shared {
     min_interval: Duration,
     cgroup_mount: Option<PathBuf>,
     filter: CgroupFilter,
+    /// Socket mode speaks the `@@` request protocol (see [`socket`]).
+    request_protocol: AtomicBool,
     inner: Mutex<Inner>,
 }
 
@@ -197,6 +199,7 @@ impl Coredump {
             min_interval: Duration::from_secs(settings.min_interval_secs),
             cgroup_mount,
             filter: monitor.cgroup_filter(),
+            request_protocol: AtomicBool::new(false),
             inner: Mutex::new(Inner::default()),
         });
         let socket = match mode {
@@ -227,16 +230,29 @@ impl Coredump {
         self.shared.mode
     }
 
-    /// The `core_pattern` we install while a group is enabled.
-    pub fn our_pattern(&self) -> String {
+    /// The `core_pattern` we installed, while a group is enabled.
+    pub fn installed_pattern(&self) -> Option<String> {
+        let inner = self.shared.lock();
+        inner.owner.as_ref().map(|_| inner.installed.clone())
+    }
+
+    /// The `core_pattern`s we may install, preferred first: the socket's
+    /// request protocol (`@@`, 6.17+), then plain `@`; or the pipe.
+    fn candidate_patterns(&self) -> Vec<String> {
         let data = self.shared.data_dir.display();
         match self.shared.mode {
-            Mode::Socket => format!("@{}", self.shared.engine_dir.join("kernel.sock").display()),
+            Mode::Socket => {
+                let sock = self.shared.engine_dir.join("kernel.sock");
+                vec![
+                    format!("@@{}", sock.display()),
+                    format!("@{}", sock.display()),
+                ]
+            }
             // %P pid, %i tid, %s signal, %t time, %c RLIMIT_CORE, %d dump mode.
-            Mode::Pipe => format!(
+            Mode::Pipe => vec![format!(
                 "|{} {HANDLER_SUBCOMMAND} {data} %P %i %s %t %c %d",
                 self.shared.handler_exe.display()
-            ),
+            )],
         }
     }
 
@@ -416,31 +432,56 @@ impl Coredump {
         if inner.owner.is_some() {
             return Ok(());
         }
-        let ours = self.our_pattern();
+        let mut last_error = None;
+        for ours in self.candidate_patterns() {
+            match self.install_one(inner, &ours) {
+                Ok(()) => return Ok(()),
+                // EINVAL: this kernel does not know the `@@` form.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last_error = Some((ours, e)),
+                Err(e) => last_error = Some((ours, e)),
+            }
+            if last_error
+                .as_ref()
+                .is_some_and(|(_, e)| e.raw_os_error() != Some(libc::EINVAL))
+            {
+                break;
+            }
+        }
+        let (ours, e) = last_error.expect("at least one candidate pattern");
+        Err(ApiError::CorePatternUpdateFail(format!(
+            "installing `{ours}`: {e}"
+        )))
+    }
+
+    fn install_one(&self, inner: &mut Inner, ours: &str) -> std::io::Result<()> {
         let pipe_limit =
             (self.shared.mode == Mode::Pipe).then_some(self.shared.limits.max_concurrent);
         let shared = &self.shared;
         let groups = inner.groups.clone();
-        let owner = CorePatternOwner::install(&ours, pipe_limit, |previous, previous_limit| {
+        // Set before the pattern is written: the first connection may come
+        // right after.
+        shared
+            .request_protocol
+            .store(ours.starts_with("@@"), Ordering::Relaxed);
+        let owner = CorePatternOwner::install(ours, pipe_limit, |previous, previous_limit| {
             State {
                 previous_pattern: previous.to_owned(),
                 previous_pipe_limit: previous_limit.to_owned(),
-                installed_pattern: ours.clone(),
+                installed_pattern: ours.to_owned(),
                 mode: shared.mode,
                 data_dir: shared.data_dir.clone(),
                 limits: shared.limits.clone(),
                 groups,
             }
             .save(&shared.engine_dir)
-        })
-        .map_err(|e| ApiError::CorePatternUpdateFail(format!("installing `{ours}`: {e}")))?;
+        })?;
         tracing::info!(
             core_pattern = ours,
             previous = owner.previous_pattern(),
             "core_pattern installed"
         );
         inner.owner = Some(owner);
-        inner.installed = ours;
+        inner.installed = ours.to_owned();
         Ok(())
     }
 

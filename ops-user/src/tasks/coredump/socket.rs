@@ -1,8 +1,17 @@
 //! Socket mode: the kernel (6.16+) connects to our Unix socket for each
 //! dump and streams the core; the peer's credentials name the crashing
-//! process, which the kernel keeps alive until we close the connection.
+//! process.
+//!
+//! With the request protocol (`@@`, 6.17+; include/uapi/linux/coredump.h)
+//! the kernel first sends a `coredump_req`, we answer with a
+//! `coredump_ack` asking for `COREDUMP_KERNEL | COREDUMP_WAIT`, the kernel
+//! confirms with a mark, streams the core, and then waits for us
+//! to close the connection: the crashing process (and its /proc entry)
+//! stays until its record is written. Plain `@` (6.16) just streams the
+//! core, and a small core can be written before we look at /proc.
 
 use std::{
+    io::{Read as _, Write as _},
     os::{fd::AsFd as _, unix::net::UnixListener},
     path::{Path, PathBuf},
     sync::{
@@ -10,13 +19,13 @@ use std::{
         Arc,
     },
     thread::JoinHandle,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 
 use super::{
-    handler::{self, CoreRequest, Outcome},
+    handler::{self, CoreRequest, Outcome, TimedReader},
     record::{CrashRecord, NoCoreReason},
     state::Mode,
     Shared,
@@ -113,6 +122,13 @@ fn serve_one(shared: &Shared, pid: u32, conn: std::os::unix::net::UnixStream) {
         // Not owning core_pattern (any more): nothing to do with it.
         return;
     };
+    if shared.request_protocol.load(Ordering::Relaxed) {
+        let deadline = Instant::now() + Duration::from_secs(state.limits.dump_timeout_secs);
+        if let Err(e) = handshake(&conn, deadline) {
+            tracing::warn!(pid, "coredump socket handshake: {e}");
+            return;
+        }
+    }
     let req = CoreRequest {
         pid,
         ..Default::default()
@@ -164,4 +180,48 @@ fn over_limit(shared: &Shared, pid: u32) {
     if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| record.save(&dir)) {
         tracing::error!("saving crash record: {e}");
     }
+}
+
+const COREDUMP_KERNEL: u64 = 1 << 0;
+const COREDUMP_WAIT: u64 = 1 << 3;
+const COREDUMP_ACK_SIZE_VER0: u32 = 16;
+/// `enum coredump_mark` goes over the socket as a 32-bit value.
+const COREDUMP_MARK_REQACK: u32 = 0;
+
+/// The `@@` request protocol: read `coredump_req`, ask the kernel to write
+/// the core and to wait for us, and check its mark.
+fn handshake(conn: &std::os::unix::net::UnixStream, deadline: Instant) -> std::io::Result<()> {
+    let bad = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
+    let mut reader = TimedReader::new(conn.as_fd(), deadline);
+    let mut req = [0u8; 16];
+    reader.read_exact(&mut req)?;
+    let size = u32::from_le_bytes(req[0..4].try_into().unwrap_or_default());
+    let size_ack = u32::from_le_bytes(req[4..8].try_into().unwrap_or_default());
+    let mask = u64::from_le_bytes(req[8..16].try_into().unwrap_or_default());
+    if !(16..=4096).contains(&size) || size_ack < COREDUMP_ACK_SIZE_VER0 {
+        return Err(bad(format!(
+            "coredump_req size {size}, ack size {size_ack}"
+        )));
+    }
+    // A newer kernel's longer request: skip what we do not know.
+    let mut rest = vec![0u8; size as usize - 16];
+    reader.read_exact(&mut rest)?;
+    if mask & COREDUMP_KERNEL == 0 {
+        return Err(bad(format!(
+            "coredump_req mask {mask:#x} lacks COREDUMP_KERNEL"
+        )));
+    }
+    let mut ack = [0u8; 16];
+    ack[0..4].copy_from_slice(&COREDUMP_ACK_SIZE_VER0.to_le_bytes());
+    ack[8..16].copy_from_slice(&(COREDUMP_KERNEL | (mask & COREDUMP_WAIT)).to_le_bytes());
+    (&*conn).write_all(&ack)?;
+    let mut mark = [0u8; 4];
+    reader.read_exact(&mut mark)?;
+    let mark = u32::from_le_bytes(mark);
+    if mark != COREDUMP_MARK_REQACK {
+        return Err(bad(format!(
+            "the kernel refused our coredump_ack (mark {mark})"
+        )));
+    }
+    Ok(())
 }
