@@ -73,6 +73,9 @@ pub enum CoredumpError {
     },
     #[error("the coredump socket mode was asked for, but this kernel's core_modes lacks `socket`")]
     NoSocketMode,
+    /// The kernel splits a pipe pattern on spaces.
+    #[error("the pipe pattern cannot name `{0}`: it contains whitespace")]
+    Whitespace(PathBuf),
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> CoredumpError {
@@ -183,6 +186,13 @@ impl Coredump {
             Some(exe) => exe.clone(),
             None => std::env::current_exe().map_err(io_err("locating the ops binary"))?,
         };
+        if mode == Mode::Pipe {
+            for path in [&handler_exe, &data_dir] {
+                if path.to_string_lossy().contains(char::is_whitespace) {
+                    return Err(CoredumpError::Whitespace(path.clone()));
+                }
+            }
+        }
         let cgroup_mount = match cgroup::mount_point() {
             Ok(m) => Some(m),
             Err(e) => {
