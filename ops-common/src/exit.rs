@@ -39,9 +39,11 @@ pub struct PendingExit {
     pub sig: i32,
     /// `si_code`: e.g. SEGV_MAPERR, or SI_USER/SI_TKILL for a sent signal.
     pub si_code: i32,
+    /// The enabled cgroup (the task's own or an ancestor) that matched.
+    pub group_cgroup_id: u64,
 }
 
-const _: () = assert!(size_of::<PendingExit>() == 8);
+const _: () = assert!(size_of::<PendingExit>() == 16);
 
 /// One thread killed by a core-dumping signal.
 #[repr(C)]
@@ -51,6 +53,9 @@ pub struct ExitEvent {
     pub ktime_ns: u64,
     /// cgroup v2 id of the dying task.
     pub cgroup_id: u64,
+    /// cgroup v2 id of the enabled group it belongs to: `cgroup_id` itself or
+    /// an ancestor (equal to `cgroup_id` when every task is reported).
+    pub group_cgroup_id: u64,
     /// Thread group id: the process.
     pub pid: u32,
     /// The thread that took the signal.
@@ -65,7 +70,7 @@ pub struct ExitEvent {
     pub comm: [u8; 16],
 }
 
-const _: () = assert!(size_of::<ExitEvent>() == 56);
+const _: () = assert!(size_of::<ExitEvent>() == 64);
 
 impl ExitEvent {
     /// Whether the kernel reported that a core was dumped.
@@ -115,6 +120,7 @@ mod tests {
         let ev = ExitEvent {
             ktime_ns: 1,
             cgroup_id: 2,
+            group_cgroup_id: 5,
             pid: 3,
             tid: 4,
             sig: 11,
@@ -124,7 +130,7 @@ mod tests {
             comm: *b"crasher\0\0\0\0\0\0\0\0\0",
         };
         // SAFETY: ExitEvent is repr(C) plain data without implicit padding.
-        let bytes: [u8; 56] = unsafe { core::mem::transmute(ev) };
+        let bytes: [u8; 64] = unsafe { core::mem::transmute(ev) };
         // SAFETY: same type, same size; read_unaligned copes with the byte
         // array's alignment.
         let back: ExitEvent = unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast()) };

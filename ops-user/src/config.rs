@@ -9,7 +9,7 @@ use std::{
 use anyhow::Context as _;
 use serde::Deserialize;
 
-use crate::ebpf::tc::AttachMode;
+use crate::{ebpf::tc::AttachMode, tasks::coredump::CoredumpSettings};
 
 /// The configuration `ops serve` uses when given nothing else.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
@@ -33,6 +33,9 @@ pub struct Config {
     pub min_interval: u64,
     /// TC attach mechanism: auto (TCX, else clsact), tcx or clsact.
     pub tc_attach: AttachMode,
+    /// The coredump engine (`[coredump]`, `[coredump.limits]`).
+    #[serde(default)]
+    pub coredump: CoredumpSettings,
 }
 
 impl Default for Config {
@@ -88,6 +91,38 @@ mod tests {
             c.listen.is_none(),
             "the network API is off unless asked for"
         );
+        assert_eq!(c.coredump, CoredumpSettings::default());
+    }
+
+    #[test]
+    fn coredump_table_overrides_some_keys_and_rejects_unknown_ones() {
+        let dir = std::env::temp_dir().join(format!("ops-config-cd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.toml");
+        std::fs::write(
+            &good,
+            "[coredump]
+mode = \"pipe\"
+[coredump.limits]
+rate_burst = 3
+",
+        )
+        .unwrap();
+        let c = Config::load(Some(&good)).unwrap();
+        assert_eq!(c.coredump.mode, crate::tasks::coredump::ModeChoice::Pipe);
+        assert_eq!(c.coredump.limits.rate_burst, 3);
+        assert_eq!(c.coredump.limits.max_concurrent, 16);
+        let bad = dir.join("bad.toml");
+        std::fs::write(
+            &bad,
+            "[coredump.limits]
+rate_bust = 3
+",
+        )
+        .unwrap();
+        let err = format!("{:#}", Config::load(Some(&bad)).unwrap_err());
+        assert!(err.contains("rate_bust"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -108,8 +143,10 @@ mod tests {
 
     #[test]
     fn malformed_access_keys_are_refused() {
-        let mut c = Config::default();
-        c.access_keys = vec!["nocolon".into()];
+        let c = Config {
+            access_keys: vec!["nocolon".into()],
+            ..Config::default()
+        };
         assert!(c.keys().is_err());
     }
 }

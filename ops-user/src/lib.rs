@@ -5,7 +5,6 @@
 //! lives only at the edges that wait on file descriptors and signals.
 
 pub mod api;
-pub mod cgroup;
 pub mod config;
 pub mod daemon;
 pub mod ebpf;

@@ -182,3 +182,4 @@ impl VethPair {
         format!("10.200.{}.2", self.subnet)
     }
 }
+pub mod coredump;

@@ -9,7 +9,10 @@ use std::{
 
 use ops_common::exit::{ExitEvent, WCOREFLAG};
 use ops_tests::privileged;
-use ops_user::ebpf::{exits::ExitMonitor, logs::LogForwarder};
+use ops_user::ebpf::{
+    exits::{ExitMonitor, ExitScope},
+    logs::LogForwarder,
+};
 
 const SEGV_MAPERR: i32 = 1;
 
@@ -81,7 +84,7 @@ fn segfaulting_child_is_reported_with_pid_and_signal() {
     let logs = logs();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let _guard = runtime.enter();
-    let mut monitor = ExitMonitor::start().expect("start exit monitor");
+    let mut monitor = ExitMonitor::start(ExitScope::All).expect("start exit monitor");
     let forwarder = LogForwarder::start(monitor.ebpf_mut(), "ops-exit");
     assert!(
         forwarder.is_some(),
@@ -140,7 +143,7 @@ fn handled_signals_are_not_exits() {
     if !privileged("handled_signals_are_not_exits") {
         return;
     }
-    let mut monitor = ExitMonitor::start().expect("start exit monitor");
+    let mut monitor = ExitMonitor::start(ExitScope::All).expect("start exit monitor");
     // A shell that traps SEGV survives it and then exits normally.
     let child = std::process::Command::new("sh")
         .args(["-c", "trap 'exit 3' SEGV; kill -SEGV $$; sleep 1"])
@@ -155,4 +158,80 @@ fn handled_signals_are_not_exits() {
             assert_ne!(event.pid, pid, "a handled SIGSEGV was reported: {event:?}");
         }
     }
+}
+
+/// Run `sh -c 'kill -SEGV $$'` inside the cgroup `dir`, without a core
+/// (RLIMIT_CORE 0); returns its pid once it died.
+fn segv_in_cgroup(dir: &std::path::Path) -> u32 {
+    use std::os::unix::process::CommandExt as _;
+    let procs = dir.join("cgroup.procs");
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", "kill -SEGV $$"]);
+    // SAFETY: only raw syscalls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let zero = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::setrlimit(libc::RLIMIT_CORE, &zero);
+            std::fs::write(&procs, "0")
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGSEGV)
+    );
+    pid
+}
+
+/// A nested cgroup, removed (before its parent) on drop.
+struct Nested(std::path::PathBuf);
+
+impl Drop for Nested {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn only_enabled_cgroups_and_their_descendants_are_reported() {
+    if !privileged("only_enabled_cgroups_and_their_descendants_are_reported") {
+        return;
+    }
+    use ops_tests::coredump::TestCgroup;
+    use ops_user::tasks::coredump::cgroup::id_of;
+    let group = TestCgroup::new("ex-group");
+    let leaf = Nested(group.dir.join("leaf"));
+    std::fs::create_dir(&leaf.0).unwrap();
+    let other = TestCgroup::new("ex-other");
+    let (group_id, leaf_id) = (id_of(&group.dir).unwrap(), id_of(&leaf.0).unwrap());
+
+    let mut monitor = ExitMonitor::start(ExitScope::EnabledCgroups).expect("start exit monitor");
+    let filter = monitor.cgroup_filter();
+    filter.add(group_id).unwrap();
+
+    let outside = segv_in_cgroup(&other.dir);
+    let inside = segv_in_cgroup(&leaf.0);
+    let event = wait_for(&mut monitor, inside);
+    assert_eq!(event.sig, libc::SIGSEGV);
+    assert_eq!(event.cgroup_id, leaf_id, "the task's own cgroup");
+    assert_eq!(event.group_cgroup_id, group_id, "the enabled ancestor");
+
+    // Nothing from the other cgroup, and nothing once the group is removed.
+    filter.remove(group_id).unwrap();
+    let after = segv_in_cgroup(&leaf.0);
+    let deadline = Instant::now() + Duration::from_millis(1000);
+    while Instant::now() < deadline {
+        if let Some(e) = monitor.next_timeout(Duration::from_millis(100)) {
+            assert!(
+                e.pid != outside && e.pid != after,
+                "reported outside the enabled cgroups: {e:?}"
+            );
+        }
+    }
+    drop(leaf);
 }

@@ -26,6 +26,9 @@ const PACKAGES: &[&str] = &[
     "iperf3",
     "netsniff-ng",
     "zstd",
+    // The coredump tests compile a crasher with symbols.
+    "gcc",
+    "libc6-dev",
 ];
 
 /// rustup toolchain name for /usr, used by aya-build (ops-user/build.rs).

@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::util::{cargo, is_ci, is_root, run_cmd, show, with_ebpf};
+use crate::util::{cargo, is_ci, is_root, show, with_ebpf};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,14 +32,9 @@ pub fn run(args: Args) -> Result<()> {
         crate::lint::run_lint()?;
     }
 
-    // Integration tests run the real `ops` binary next to them.
-    run_cmd(with_ebpf(cargo().args([
-        "build",
-        "--package",
-        "ops-user",
-        "--bin",
-        "ops",
-    ])))?;
+    // The coredump tests run `ops` itself (the daemon, and the pipe helper
+    // the kernel starts): build it, with its eBPF programs, next to them.
+    crate::util::run_cmd(with_ebpf(&mut cargo()).args(["build", "-p", "ops-user", "--bins"]))?;
 
     let mut cmd = cargo();
     with_ebpf(&mut cmd).args([

@@ -9,16 +9,22 @@
 //!
 //! A handled signal (a Rust program's SIGSEGV handler, say) has a non-default
 //! handler and is ignored; the re-raised signal that kills is not.
+//!
+//! Only tasks of enabled cgroups (v2 ids in `ENABLED_CGROUPS`) or of their
+//! descendants are followed (a container group's containers are child
+//! cgroups), unless userspace loaded the object with `REPORT_ALL` set. The
+//! cgroup walk comes after the two cheap signal checks, so an ordinary
+//! signal costs no map lookup at all.
 #![no_std]
 #![no_main]
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id, bpf_get_current_comm,
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_kernel,
     },
     macros::{map, tracepoint},
-    maps::{LruHashMap, RingBuf},
+    maps::{HashMap, LruHashMap, RingBuf},
     programs::TracePointContext,
 };
 use aya_log_ebpf::debug;
@@ -35,6 +41,15 @@ static TASK_EXIT_CODE_OFFSET: u32 = 0;
 /// that never exits (an unkillable pid-namespace init) cannot fill the map.
 #[map]
 static PENDING_EXITS: LruHashMap<u32, PendingExit> = LruHashMap::with_max_entries(16384, 0);
+
+/// Non-zero: report every task, whatever its cgroup (tests, diagnostics).
+#[no_mangle]
+static REPORT_ALL: u32 = 0;
+
+/// cgroup v2 ids (`bpf_get_current_cgroup_id`, the inode number of the
+/// cgroup directory) whose deaths are reported. The value is unused.
+#[map]
+static ENABLED_CGROUPS: HashMap<u64, u8> = HashMap::with_max_entries(4096, 0);
 
 #[map]
 static EXIT_EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
@@ -54,6 +69,32 @@ pub fn ops_signal_deliver(ctx: TracePointContext) -> u32 {
     }
 }
 
+/// Deepest cgroup level looked at; container runtimes nest a few levels.
+const MAX_CGROUP_DEPTH: i32 = 16;
+
+/// The enabled cgroup the current task is in (itself or an ancestor), or
+/// `None`. With `REPORT_ALL`, the task's own cgroup.
+#[inline(always)]
+fn enabled_cgroup() -> Option<u64> {
+    // SAFETY: helper call without arguments.
+    let own = unsafe { bpf_get_current_cgroup_id() };
+    if global(&REPORT_ALL) != 0 {
+        return Some(own);
+    }
+    // Level 0 is the root; past the task's own level the helper returns 0.
+    for level in 0..MAX_CGROUP_DEPTH {
+        // SAFETY: any level is valid input.
+        let id = unsafe { bpf_get_current_ancestor_cgroup_id(level) };
+        if id == 0 {
+            break;
+        }
+        if ENABLED_CGROUPS.get_ptr(id).is_some() {
+            return Some(id);
+        }
+    }
+    None
+}
+
 fn try_signal_deliver(ctx: &TracePointContext) -> Result<(), ()> {
     // SAFETY: offsets are within the tracepoint record (see format above).
     let sig: i32 = unsafe { ctx.read_at(SIGNAL_DELIVER_SIG) }.map_err(|_| ())?;
@@ -65,11 +106,22 @@ fn try_signal_deliver(ctx: &TracePointContext) -> Result<(), ()> {
     if handler != SIG_DFL {
         return Ok(());
     }
+    let Some(group_cgroup_id) = enabled_cgroup() else {
+        return Ok(());
+    };
     // SAFETY: as above.
     let si_code: i32 = unsafe { ctx.read_at(SIGNAL_DELIVER_CODE) }.map_err(|_| ())?;
     let tid = bpf_get_current_pid_tgid() as u32;
     PENDING_EXITS
-        .insert(tid, PendingExit { sig, si_code }, 0)
+        .insert(
+            tid,
+            PendingExit {
+                sig,
+                si_code,
+                group_cgroup_id,
+            },
+            0,
+        )
         .map_err(|_| ())?;
     debug!(ctx, "fatal signal {} for tid {}", sig, tid);
     Ok(())
@@ -96,6 +148,7 @@ fn try_process_exit(ctx: &TracePointContext) -> Result<(), ()> {
         // SAFETY (both): helper calls without arguments.
         ktime_ns: unsafe { bpf_ktime_get_ns() },
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        group_cgroup_id: pending.group_cgroup_id,
         pid: (pid_tgid >> 32) as u32,
         tid,
         sig: pending.sig,

@@ -98,6 +98,7 @@ impl Api {
             ("ListRecords", Caller::Socket) => {
                 let group = req.get("ContainerGroupId").filter(|s| !s.is_empty());
                 let ops_type = req.get("OpsType").filter(|s| !s.is_empty());
+                self.tasks.maintain(&self.records, group)?;
                 let records: Vec<Value> = self
                     .records
                     .list(group, ops_type)?
@@ -195,6 +196,7 @@ impl Api {
             )));
         }
         let _: Instance = self.registry.find(group)?;
+        self.tasks.maintain(&self.records, Some(group))?;
         let records: Vec<Value> = self
             .records
             .list(Some(group), ops_type)?

@@ -258,7 +258,9 @@ mod tests {
 
     /// A request the official Python SDK (alibabacloud-eci20180808 2.1.0)
     /// sent, signed with AccessKey `ak1` / secret `sk1`.
-    fn sdk_request() -> (Vec<(String, String)>, Vec<(String, String)>) {
+    type Pairs = Vec<(String, String)>;
+
+    fn sdk_request() -> (Pairs, Pairs) {
         let query = [
             ("ContainerGroupId", "eci-1"),
             ("OpsType", "tcpdump"),

@@ -3,6 +3,7 @@
 //! `--output json`.
 
 mod client;
+mod core_handler;
 mod instance;
 mod output;
 mod records;
@@ -52,6 +53,9 @@ enum Command {
     Records(records::Command),
     /// Capture a container group's packets; follow progress or stream pcap.
     Tcpdump(tcpdump::Args),
+    /// The pipe helper named in `core_pattern` (run by the kernel).
+    #[command(name = "core-handler", hide = true)]
+    CoreHandler(core_handler::Args),
 }
 
 /// Run the command. Client errors carry the API's Code and Message.
@@ -62,6 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Serve(args) => serve::run(args, &cli.socket),
+        Command::CoreHandler(args) => core_handler::run(args),
         Command::Instance(cmd) => block_on(instance::run(cmd, &ctx)),
         Command::Task(args) => block_on(task::run(args, &ctx)),
         Command::Records(cmd) => block_on(records::run(cmd, &ctx)),

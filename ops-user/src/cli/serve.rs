@@ -25,6 +25,17 @@ pub struct Args {
     /// Minimum seconds between two settings of one group and OpsType.
     #[arg(long)]
     min_interval: Option<u64>,
+    /// Enable crash dumps at start for a container group, as
+    /// `<group id>=<cgroup v2 path>` (repeatable).
+    #[arg(long = "coredump", value_name = "GROUP=CGROUP", value_parser = group_and_cgroup)]
+    coredump: Vec<(String, PathBuf)>,
+}
+
+fn group_and_cgroup(s: &str) -> Result<(String, PathBuf), String> {
+    let (group, cgroup) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not GROUP=CGROUP"))?;
+    Ok((group.to_owned(), PathBuf::from(cgroup)))
 }
 
 pub fn run(args: Args, socket: &Path) -> anyhow::Result<()> {
@@ -46,5 +57,5 @@ pub fn run(args: Args, socket: &Path) -> anyhow::Result<()> {
     if let Some(s) = args.min_interval {
         config.min_interval = s;
     }
-    tokio::runtime::Runtime::new()?.block_on(ops_user::daemon::serve(config))
+    tokio::runtime::Runtime::new()?.block_on(ops_user::daemon::serve(config, args.coredump))
 }

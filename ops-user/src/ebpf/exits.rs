@@ -4,11 +4,12 @@
 use std::{
     os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd},
     path::Path,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
 use aya::{
-    maps::{MapData, RingBuf},
+    maps::{HashMap, MapData, RingBuf},
     programs::TracePoint,
     Ebpf,
 };
@@ -19,23 +20,63 @@ use super::{btf, load, tracefs, EbpfError, EXIT_OBJECT};
 
 const OBJECT: &str = "ops-exit";
 const EVENTS: &str = "EXIT_EVENTS";
+const CGROUPS: &str = "ENABLED_CGROUPS";
 /// (program, tracepoint category, tracepoint name)
 const TRACEPOINTS: [(&str, &str, &str); 2] = [
     ("ops_signal_deliver", "signal", "signal_deliver"),
     ("ops_process_exit", "sched", "sched_process_exit"),
 ];
 
+/// Which tasks the programs follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitScope {
+    /// Every task on the machine.
+    All,
+    /// Only tasks whose cgroup v2 id was added with [`CgroupFilter::add`].
+    EnabledCgroups,
+}
+
+/// A handle on the in-kernel set of followed cgroups; cheap to clone, usable
+/// from any thread while the monitor lives.
+#[derive(Clone)]
+pub struct CgroupFilter(Arc<Mutex<HashMap<MapData, u64, u8>>>);
+
+impl CgroupFilter {
+    /// Follow the tasks of the cgroup with this v2 id.
+    pub fn add(&self, cgroup_id: u64) -> Result<(), EbpfError> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(cgroup_id, 1, 0)
+            .map_err(|source| EbpfError::Map {
+                name: CGROUPS,
+                source,
+            })
+    }
+
+    /// Stop following that cgroup. Removing an absent id is not an error.
+    pub fn remove(&self, cgroup_id: u64) -> Result<(), EbpfError> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match map.remove(&cgroup_id) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(source) => Err(EbpfError::Map {
+                name: CGROUPS,
+                source,
+            }),
+        }
+    }
+}
+
 /// The loaded and attached exit tracepoints. Dropping it detaches them.
 pub struct ExitMonitor {
     events: RingBuf<MapData>,
+    cgroups: CgroupFilter,
     // Owns the programs and their tracepoint links.
     ebpf: Ebpf,
 }
 
 impl ExitMonitor {
     /// Load `ops-exit` and attach its tracepoints (mounting tracefs if
-    /// needed).
-    pub fn start() -> Result<Self, EbpfError> {
+    /// needed), following the tasks of `scope`.
+    pub fn start(scope: ExitScope) -> Result<Self, EbpfError> {
         tracefs::ensure_mounted()?;
         // Without BTF the events still come, with an unknown exit code.
         let exit_code_offset =
@@ -49,7 +90,10 @@ impl ExitMonitor {
         let mut ebpf = load(
             OBJECT,
             EXIT_OBJECT,
-            [("TASK_EXIT_CODE_OFFSET", exit_code_offset)],
+            [
+                ("TASK_EXIT_CODE_OFFSET", exit_code_offset),
+                ("REPORT_ALL", u32::from(scope == ExitScope::All)),
+            ],
         )?;
         for (name, category, tracepoint) in TRACEPOINTS {
             let program: &mut TracePoint = ebpf
@@ -85,7 +129,25 @@ impl ExitMonitor {
             name: EVENTS,
             source,
         })?;
-        Ok(Self { events, ebpf })
+        let cgroups = ebpf.take_map(CGROUPS).ok_or(EbpfError::MissingMap {
+            object: OBJECT,
+            name: CGROUPS,
+        })?;
+        let cgroups = HashMap::try_from(cgroups).map_err(|source| EbpfError::Map {
+            name: CGROUPS,
+            source,
+        })?;
+        Ok(Self {
+            events,
+            cgroups: CgroupFilter(Arc::new(Mutex::new(cgroups))),
+            ebpf,
+        })
+    }
+
+    /// The set of followed cgroups (meaningful with
+    /// [`ExitScope::EnabledCgroups`]).
+    pub fn cgroup_filter(&self) -> CgroupFilter {
+        self.cgroups.clone()
     }
 
     /// The loaded object, e.g. to forward its logs.

@@ -124,6 +124,32 @@ impl Records {
         Ok(n > 0)
     }
 
+    /// Insert a record, or bring a stored one with the same id up to date
+    /// (a crash record completed later by the exit monitor).
+    pub fn upsert(&self, r: &Record) -> Result<(), ApiError> {
+        self.store
+            .conn()
+            .execute(
+                "INSERT INTO records (id, group_id, ops_type, status, create_ms, expire_ms, artifact, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT(id) DO UPDATE SET status = excluded.status,
+                     artifact = excluded.artifact, detail = excluded.detail
+                 WHERE records.detail != excluded.detail OR records.status != excluded.status",
+                rusqlite::params![
+                    r.id,
+                    r.group_id,
+                    r.ops_type,
+                    r.status.to_string(),
+                    r.create_ms,
+                    r.expire_ms,
+                    r.artifact.as_ref().map(|p| p.to_string_lossy().into_owned()),
+                    r.detail.to_string()
+                ],
+            )
+            .map_err(internal)?;
+        Ok(())
+    }
+
     /// Set a record's final state.
     pub fn finish(
         &self,

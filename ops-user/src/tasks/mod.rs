@@ -1,40 +1,60 @@
-//! The O&M tasks: each engine is plain synchronous code that the API calls
-//! through [`Tasks`].
+//! The O&M tasks. Each engine is plain synchronous code; [`Tasks`] is what
+//! the API calls, and keeps the records of what the engines do.
 
 pub mod coredump;
 pub mod follow;
 pub mod tcpdump;
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::{Mutex, MutexGuard},
+};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use self::coredump::{Coredump, CoredumpSetting, CrashRecord};
 use crate::{
     api::ApiError,
-    instances::Instance,
-    records::{Record, Records},
+    instances::{Instance, Registry},
+    records::{OpsStatus, Record, Records, DEFAULT_TTL_MS},
+    store::now_ms,
 };
 
 /// A validated OpsValue.
 #[derive(Debug)]
 pub enum TaskRequest {
     Tcpdump(String),
-    Coredump(String),
+    Coredump(CoredumpSetting),
 }
 
+/// The result string ECI returns for a coredump setting.
+pub const COREDUMP_RESULT: &str = "Coredump settings has been configured successfully.";
+
 /// The engines behind CreateInstanceOpsTask.
-pub struct Tasks {}
+pub struct Tasks {
+    coredump: Mutex<Option<Coredump>>,
+    /// The Ready arming record of each coredump-enabled group.
+    armed: Mutex<HashMap<String, String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 impl Tasks {
-    pub fn new() -> Self {
-        Self {}
+    pub fn new(coredump: Coredump) -> Self {
+        Self {
+            coredump: Mutex::new(Some(coredump)),
+            armed: Mutex::default(),
+        }
     }
 
     /// Validate an OpsValue for `ops_type`.
     pub fn parse(&self, ops_type: &str, value: &str) -> Result<TaskRequest, ApiError> {
         match ops_type {
             "tcpdump" => Ok(TaskRequest::Tcpdump(value.to_owned())),
-            "coredump" => Ok(TaskRequest::Coredump(value.to_owned())),
+            "coredump" => Ok(TaskRequest::Coredump(coredump::parse_ops_value(value)?)),
             other => Err(ApiError::OpsTypeNotSupport(format!(
                 "OpsType `{other}` is not supported"
             ))),
@@ -61,13 +81,18 @@ impl Tasks {
             },
             "coredump" => match &instance.cgroup {
                 None => unsupported(format!("container group {} has no cgroup", instance.id)),
-                Some(cg) => match crate::cgroup::resolve(cg) {
-                    Ok(_) => Ok(()),
-                    Err(e) => unsupported(format!(
-                        "container group {} is not running: {e}",
-                        instance.id
-                    )),
-                },
+                Some(cg) => {
+                    let dir = coredump::cgroup::mount_point()
+                        .map(|mount| coredump::cgroup::resolve(&mount, cg));
+                    match dir.and_then(|d| coredump::cgroup::id_of(&d)) {
+                        Ok(_) => Ok(()),
+                        Err(e) => unsupported(format!(
+                            "container group {} is not running: cgroup {}: {e}",
+                            instance.id,
+                            cg.display()
+                        )),
+                    }
+                }
             },
             _ => Ok(()),
         }
@@ -76,11 +101,167 @@ impl Tasks {
     /// Carry out a validated request for `instance`, keeping its records.
     pub fn apply(
         &self,
-        _instance: &Instance,
-        _task: TaskRequest,
-        _records: &Records,
+        instance: &Instance,
+        task: TaskRequest,
+        records: &Records,
     ) -> Result<String, ApiError> {
-        Err(ApiError::OpsExecuteTaskFail("engine not wired".into()))
+        match task {
+            TaskRequest::Coredump(setting) => self.coredump(instance, setting, records),
+            TaskRequest::Tcpdump(_) => Err(ApiError::OpsExecuteTaskFail(
+                "tcpdump is not available on this node".into(),
+            )),
+        }
+    }
+
+    fn with_coredump<T>(
+        &self,
+        f: impl FnOnce(&Coredump) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        match lock(&self.coredump).as_ref() {
+            Some(engine) => f(engine),
+            None => Err(ApiError::OpsExecuteTaskFail(
+                "the daemon is shutting down".into(),
+            )),
+        }
+    }
+
+    fn coredump(
+        &self,
+        instance: &Instance,
+        setting: CoredumpSetting,
+        records: &Records,
+    ) -> Result<String, ApiError> {
+        let cgroup = instance.cgroup.as_deref().unwrap_or(Path::new("/"));
+        match setting {
+            CoredumpSetting::Enable(opts) => {
+                let detail = json!({ "CorePattern": opts.core_pattern });
+                self.with_coredump(|engine| engine.enable(&instance.id, cgroup, opts))?;
+                // One arming record per enable; a re-enable closes the last.
+                let record = records.create(&instance.id, "coredump", OpsStatus::Ready, detail)?;
+                if let Some(old) = lock(&self.armed).insert(instance.id.clone(), record.id) {
+                    records.finish(
+                        &old,
+                        OpsStatus::Closed,
+                        None,
+                        json!({ "Reason": "enabled again" }),
+                    )?;
+                }
+            }
+            CoredumpSetting::Disable => {
+                self.with_coredump(|engine| engine.disable(&instance.id))?;
+                if let Some(old) = lock(&self.armed).remove(&instance.id) {
+                    records.finish(
+                        &old,
+                        OpsStatus::Closed,
+                        None,
+                        json!({ "Reason": "disabled" }),
+                    )?;
+                }
+            }
+        }
+        Ok(COREDUMP_RESULT.to_owned())
+    }
+
+    /// Re-arm coredump for the groups whose arming record was Ready when
+    /// the daemon stopped. A group that is gone gets its record Failed.
+    pub fn rearm(&self, registry: &Registry, records: &Records) -> Result<(), ApiError> {
+        for record in records.list(None, Some("coredump"))? {
+            if record.status != OpsStatus::Ready || record.detail.get("Crash").is_some() {
+                continue;
+            }
+            let result = registry.find(&record.group_id).and_then(|instance| {
+                let cgroup = instance.cgroup.clone().unwrap_or_else(|| "/".into());
+                let core_pattern = record.detail["CorePattern"].as_str().map(str::to_owned);
+                self.with_coredump(|engine| {
+                    engine.enable(
+                        &instance.id,
+                        &cgroup,
+                        coredump::EnableOptions { core_pattern },
+                    )
+                })
+            });
+            match result {
+                Ok(()) => {
+                    lock(&self.armed).insert(record.group_id.clone(), record.id.clone());
+                }
+                Err(e) => {
+                    tracing::warn!(group = %record.group_id, "coredump not re-armed: {e}");
+                    records.finish(&record.id, OpsStatus::Failed, None, json!({ "Reason": format!("not re-armed after a restart: {}", e.message()) }))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Bring the engines' own records (a crash is recorded by the pipe
+    /// helper even while the daemon is down) into the database, and expire
+    /// what is due.
+    pub fn maintain(&self, records: &Records, group: Option<&str>) -> Result<(), ApiError> {
+        let crashes: Vec<(String, PathBuf, Vec<CrashRecord>)> = match lock(&self.coredump).as_ref()
+        {
+            Some(engine) => {
+                let groups: Vec<String> = match group {
+                    Some(g) => vec![g.to_owned()],
+                    None => std::fs::read_dir(
+                        engine
+                            .group_dir("x")
+                            .parent()
+                            .unwrap_or(Path::new("/nonexistent")),
+                    )
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect(),
+                };
+                groups
+                    .into_iter()
+                    .map(|g| (g.clone(), engine.group_dir(&g), engine.records(&g)))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        for (group, dir, list) in crashes {
+            for crash in list {
+                records.upsert(&crash_record(&group, &dir, &crash))?;
+            }
+        }
+        let now = now_ms();
+        for record in records.due_for_expiry(now)? {
+            self.expire(&record, records)?;
+        }
+        Ok(())
+    }
+
+    /// ExpireTime passed while still Ready: disarm for real.
+    fn expire(&self, record: &Record, records: &Records) -> Result<(), ApiError> {
+        if record.ops_type == "coredump" {
+            let armed = lock(&self.armed).get(&record.group_id) == Some(&record.id);
+            if armed {
+                lock(&self.armed).remove(&record.group_id);
+                if let Err(e) = self.with_coredump(|engine| engine.disable(&record.group_id)) {
+                    tracing::warn!(group = %record.group_id, "disarming expired coredump: {e}");
+                }
+            }
+            let triggered = records
+                .list(Some(&record.group_id), Some("coredump"))?
+                .iter()
+                .any(|r| r.detail.get("Crash").is_some() && r.create_ms >= record.create_ms);
+            let status = if triggered {
+                OpsStatus::Closed
+            } else {
+                OpsStatus::Expired
+            };
+            records.finish(&record.id, status, None, json!({ "Reason": "expired" }))?;
+        } else {
+            records.finish(
+                &record.id,
+                OpsStatus::Expired,
+                record.artifact.as_deref(),
+                record.detail.clone(),
+            )?;
+        }
+        Ok(())
     }
 
     /// Live counters of a running task, if any.
@@ -88,24 +269,55 @@ impl Tasks {
         Value::Null
     }
 
-    /// Stop everything at daemon shutdown: captures finish and are
-    /// recorded, core_pattern is given back.
-    pub fn shutdown(&self, _records: &Records) {}
-
     /// The file a running capture writes.
     pub fn live_path(&self, _record: &Record) -> Option<PathBuf> {
         None
     }
-}
 
-impl Default for Tasks {
-    fn default() -> Self {
-        Self::new()
+    /// Stop everything at daemon shutdown: captures finish and are
+    /// recorded, core_pattern is given back. Arming records stay Ready:
+    /// the next start re-arms them.
+    pub fn shutdown(&self, records: &Records) {
+        if let Some(engine) = lock(&self.coredump).take() {
+            engine.shutdown();
+        }
+        if let Err(e) = self.maintain(records, None) {
+            tracing::warn!("final record sync: {e}");
+        }
     }
 }
 
-/// Open a stored artifact for download: `.zst` files are decompressed.
+/// A crash as a record: Success with the core, or Failed saying why not.
+fn crash_record(group: &str, dir: &Path, crash: &CrashRecord) -> Record {
+    let create_ms = (crash.time as i64) * 1000;
+    let core = crash.core.as_ref();
+    let mut detail = serde_json::to_value(crash).unwrap_or_default();
+    detail["Crash"] = json!(true);
+    if let Some(reason) = &crash.no_core_reason {
+        detail["Reason"] = serde_json::to_value(reason).unwrap_or_default();
+    }
+    Record {
+        id: format!("core-{group}-{}", crash.id),
+        group_id: group.to_owned(),
+        ops_type: "coredump".into(),
+        status: if core.is_some() {
+            OpsStatus::Success
+        } else {
+            OpsStatus::Failed
+        },
+        create_ms,
+        expire_ms: create_ms + DEFAULT_TTL_MS,
+        artifact: core.map(|c| dir.join(&c.file)),
+        detail,
+    }
+}
+
+/// Open a stored artifact for download: `.zst` cores are decompressed as
+/// they stream, so users get the core gdb reads.
 pub fn open_artifact(path: &Path) -> std::io::Result<Box<dyn std::io::Read + Send>> {
     let file = std::fs::File::open(path)?;
+    if path.extension().is_some_and(|e| e == "zst") {
+        return Ok(Box::new(zstd::stream::read::Decoder::new(file)?));
+    }
     Ok(Box::new(file))
 }
