@@ -63,9 +63,12 @@ while read -r name path; do
     took=$(($(date +%s) - started))
     [ "$status" -eq 0 ] || failed=$((failed + 1))
     say "done=$name status=$status seconds=$took"
-    # A test must leave no namespace behind.
+    # A test must leave no namespace behind. Report, then remove what is
+    # left so the next binary starts clean.
     for ns in /run/netns/*; do
-        [ -e "$ns" ] && say "leftover-netns=${ns##*/}"
+        [ -e "$ns" ] || continue
+        say "leftover-netns=${ns##*/}"
+        /usr/sbin/ip netns del "${ns##*/}"
     done
 done </ops-vm/tests.list
 

@@ -53,12 +53,18 @@ const PACKAGES: &[&str] = &["qemu-system-x86", "cpio", "busybox-static", "binuti
 const MODULES: &[&str] = &["veth", "sch_ingress", "cls_bpf", "act_bpf"];
 
 /// Host programs the tests run: iproute2, procps' sysctl, `sh` (the
-/// host's dash, not busybox's: see initramfs.rs), and the oracles tcpdump
-/// and gdb (with its Python and data directory). More with `--tool`.
-const TOOLS: &[&str] = &["ip", "tc", "sysctl", "sh", "tcpdump", "gdb"];
+/// host's dash, not busybox's: see initramfs.rs), the oracles tcpdump,
+/// tshark and gdb (with its Python), and the traffic and compression tools
+/// `cargo xtask setup` installs for the tests. More with `--tool`.
+const TOOLS: &[&str] = &[
+    "ip", "tc", "sysctl", "sh", "tcpdump", "tshark", "dumpcap", "gdb", "iperf3", "trafgen", "zstd",
+];
 
 /// Data directories of tools, shipped with them.
-const TOOL_DATA: &[(&str, &str)] = &[("gdb", "/usr/share/gdb")];
+const TOOL_DATA: &[(&str, &str)] = &[
+    ("gdb", "/usr/share/gdb"),
+    ("tshark", "/usr/share/wireshark"),
+];
 
 /// Tests that cannot run in the guest at all, with the reason. They are
 /// passed to every binary as `--skip` and listed in the summary, never
