@@ -7,7 +7,7 @@ use std::{net::UdpSocket, time::Duration};
 
 use aya::programs::{SchedClassifier, TcAttachType};
 use ops_common::tc::Direction;
-use ops_tests::{privileged, sh_in, VethPair};
+use ops_tests::{kernel, privileged, sh_in, VethPair};
 use ops_user::ebpf::{
     self,
     tc::{AttachMode, Attached, TcAttachment},
@@ -65,6 +65,11 @@ fn assert_nothing_attached(pair: &VethPair, clsact_expected: bool) {
         clsact_expected,
         "qdiscs: {qdiscs}"
     );
+    // Before 6.6 there is no TCX: nothing can be attached that way, and
+    // the query itself fails with EINVAL.
+    if !kernel::has_tcx() {
+        return;
+    }
     let tcx = pair
         .a
         .open()
@@ -96,7 +101,27 @@ fn tcx_counts_each_direction_exactly() {
     if !privileged("tcx_counts_each_direction_exactly") {
         return;
     }
-    counts_exactly(AttachMode::Tcx, Attached::Tcx, "tcx");
+    if kernel::has_tcx() {
+        counts_exactly(AttachMode::Tcx, Attached::Tcx, "tcx");
+        return;
+    }
+    // TCX cannot exist before 6.6: forcing it must fail clearly, at the
+    // TCX attach, and leave the interface as it was.
+    let pair = VethPair::new("tcx");
+    let object = ebpf::load("ops-tc", TC_OBJECT, []).expect("load ops-tc");
+    let err = TcAttachment::attach(object, pair.a.open(), "eth0", AttachMode::Tcx)
+        .err()
+        .expect("TCX attach cannot succeed without TCX");
+    assert!(
+        matches!(err, EbpfError::Program { action, .. } if action == "attach (TCX)"),
+        "{err}"
+    );
+    let cause = std::error::Error::source(&err).map_or(String::new(), |s| format!(": {s}"));
+    kernel::report_path(
+        "forced tc attach",
+        format!("refused, no TCX ({err}{cause})"),
+    );
+    assert_nothing_attached(&pair, false);
 }
 
 #[test]
@@ -107,19 +132,18 @@ fn auto_prefers_tcx_on_this_kernel() {
     // TCX exists from 6.6; older kernels take the clsact path.
     let pair = VethPair::new("auto");
     let attachment = attach(&pair, AttachMode::Auto);
-    let release = nix::sys::utsname::uname().unwrap();
-    let release = release.release().to_string_lossy().into_owned();
-    let mut parts = release
-        .split(|c: char| !c.is_ascii_digit())
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    let version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    let expected = if version >= (6, 6) {
+    let expected = if kernel::has_tcx() {
         Attached::Tcx
     } else {
         Attached::Clsact
     };
-    eprintln!("kernel {release}: attached with {}", attachment.attached());
+    kernel::report_path("tc attach (auto)", attachment.attached());
     assert_eq!(attachment.attached(), expected);
+    exchange(&pair);
+    assert_eq!(attachment.seen(Direction::Egress).unwrap(), OUT as u64);
+    assert_eq!(attachment.seen(Direction::Ingress).unwrap(), BACK as u64);
+    drop(attachment);
+    assert_nothing_attached(&pair, false);
 }
 
 #[test]

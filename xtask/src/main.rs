@@ -7,6 +7,7 @@ mod setup;
 mod smoke;
 mod test;
 mod util;
+mod vm;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +30,8 @@ enum Task {
     Lint,
     /// Lint, then every test: unit tests and the privileged integration tests.
     Test(test::Args),
+    /// The privileged suite on Debian's 6.1 LTS kernel in QEMU.
+    VmTest(vm::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,5 +41,6 @@ fn main() -> anyhow::Result<()> {
         Task::Run(args) => run::run(args),
         Task::Lint => lint::run(),
         Task::Test(args) => test::run(args),
+        Task::VmTest(args) => vm::run(&args),
     }
 }

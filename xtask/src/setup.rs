@@ -36,7 +36,7 @@ pub const TOOLCHAIN: &str = "debian-bpf";
 
 pub fn run_setup() -> Result<()> {
     check_platform()?;
-    apt()?;
+    apt_install(PACKAGES)?;
     bpf_linker()?;
     toolchain_link()?;
     tracefs()?;
@@ -77,8 +77,10 @@ fn installed(package: &str) -> bool {
         .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"install ok installed"))
 }
 
-fn apt() -> Result<()> {
-    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
+/// Install whichever of `packages` are missing (nothing to do, no apt call,
+/// when all are there).
+pub fn apt_install(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
     if missing.is_empty() {
         return Ok(());
     }

@@ -17,6 +17,10 @@ pub struct Args {
     /// Skip rustfmt and clippy.
     #[arg(long)]
     no_lint: bool,
+    /// Then run the privileged suite again on Debian's 6.1 kernel in QEMU
+    /// (`cargo xtask vm-test`).
+    #[arg(long)]
+    vm: bool,
     /// Only run tests whose name contains this.
     filter: Option<String>,
 }
@@ -76,6 +80,9 @@ pub fn run(args: Args) -> Result<()> {
             "{} tests are #[ignore]d: CI must run them all",
             tally.ignored
         );
+    }
+    if args.vm {
+        crate::vm::run(&crate::vm::Args::with_filter(args.filter.clone()))?;
     }
     if privileged && args.filter.is_none() {
         crate::smoke::run()?;
