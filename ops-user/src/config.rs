@@ -31,6 +31,8 @@ pub struct Config {
     pub region: String,
     /// Minimum seconds between two settings of the same group and OpsType.
     pub min_interval: u64,
+    /// Seconds a record, and its download URL, lives (ECI: 12 hours).
+    pub record_ttl: u64,
     /// TC attach mechanism: auto (TCX, else clsact), tcx or clsact.
     pub tc_attach: AttachMode,
     /// The coredump engine (`[coredump]`, `[coredump.limits]`).

@@ -64,7 +64,10 @@ pub async fn serve(config: Config, coredump_groups: Vec<(String, PathBuf)>) -> a
     }
 
     let store = Arc::new(Store::open(&config.data_dir).context("opening the database")?);
-    let records = Arc::new(Records::new(store.clone()));
+    let records = Arc::new(Records::with_ttl(
+        store.clone(),
+        (config.record_ttl as i64).saturating_mul(1000),
+    ));
     let interrupted = records
         .fail_interrupted(
             "tcpdump",

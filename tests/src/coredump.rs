@@ -97,47 +97,19 @@ impl Drop for TestCgroup {
     }
 }
 
-const CRASHER_C: &str = r#"
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <unistd.h>
+/// The crasher's source; the VM runner compiles the same file on the host,
+/// since the guest has no compiler.
+const CRASHER_C: &str = include_str!("../crasher.c");
 
-__attribute__((noinline)) void crash_segv(void) { *(volatile int *)0 = 1; }
-__attribute__((noinline)) void crash_abrt(void) { abort(); }
-__attribute__((noinline)) void crash_bus(void) {
-    FILE *f = tmpfile();
-    char *p = mmap(0, 4096, PROT_READ, MAP_SHARED, fileno(f), 0);
-    volatile char c = p[0]; /* beyond the end of an empty file: SIGBUS */
-    (void)c;
-}
-__attribute__((noinline)) void crash_quit(void) { raise(SIGQUIT); }
-
-int main(int argc, char **argv) {
-    const char *what = argc > 1 ? argv[1] : "segv";
-    const char *how = argc > 2 ? argv[2] : "";
-    if (!strcmp(how, "limit0")) {
-        struct rlimit z = {0, 0};
-        setrlimit(RLIMIT_CORE, &z);
-    } else if (!strcmp(how, "nodump")) {
-        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    }
-    if (!strcmp(what, "segv")) crash_segv();
-    if (!strcmp(what, "abrt")) crash_abrt();
-    if (!strcmp(what, "bus")) crash_bus();
-    if (!strcmp(what, "quit")) crash_quit();
-    return 3;
-}
-"#;
-
-/// Build the crasher (`gcc -g -O0`) into `dir`.
+/// Build the crasher (`gcc -g -O0`) into `dir`, or copy the one prebuilt
+/// from the same source that `OPS_CRASHER` names (in the VM).
 pub fn build_crasher(dir: &Path) -> PathBuf {
     let src = dir.join("crasher.c");
     let exe = dir.join("crasher");
+    if let Some(prebuilt) = std::env::var_os("OPS_CRASHER") {
+        std::fs::copy(&prebuilt, &exe).expect("copy the prebuilt crasher");
+        return exe;
+    }
     std::fs::write(&src, CRASHER_C).unwrap();
     sh(&[
         "gcc",
@@ -176,16 +148,4 @@ pub fn run_in(cgroup: Option<&Path>, cwd: &Path, exe: &Path, args: &[&str]) -> (
     (pid, child.wait().unwrap())
 }
 
-/// The `ops` binary next to the test executables (`target/<profile>/ops`);
-/// `cargo xtask test` builds it with its eBPF programs.
-pub fn ops_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    let ops = profile_dir.join("ops");
-    assert!(
-        ops.exists(),
-        "{} is missing: build it with `OPS_BUILD_EBPF=1 cargo build -p ops-user --bins` (cargo xtask test does)",
-        ops.display()
-    );
-    ops
-}
+pub use crate::daemon::ops_bin as ops_binary;

@@ -31,3 +31,11 @@ pub fn has_tcx() -> bool {
 pub fn report_path(what: &str, how: impl Display) {
     eprintln!("ops-path: {what} = {how} (kernel {})", release());
 }
+
+/// The coredump socket (`core_pattern = @path`) exists from 6.16; the
+/// kernel then lists `socket` in `/proc/sys/kernel/core_modes` (a file
+/// older kernels do not have).
+pub fn has_core_socket() -> bool {
+    std::fs::read_to_string("/proc/sys/kernel/core_modes")
+        .is_ok_and(|modes| modes.split_whitespace().any(|m| m == "socket"))
+}

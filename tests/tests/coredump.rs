@@ -17,7 +17,7 @@ use ops_tests::{
         build_crasher, core_pattern_lock, ops_binary, read_sysctl, run_in, SysctlGuard, TempDir,
         TestCgroup, CORE_PATTERN,
     },
-    privileged, sh,
+    kernel, privileged, sh,
 };
 use ops_user::{
     api::error::ApiError,
@@ -43,6 +43,20 @@ fn engine(data: &Path, mode: ModeChoice, limits: Limits, min_interval_secs: u64)
         monitor,
     )
     .expect("start the coredump engine")
+}
+
+/// The core_pattern modes this kernel offers, each with a tag: socket and
+/// pipe on 6.16+, the pipe alone before (said on stderr, not hidden).
+fn modes_here() -> Vec<(ModeChoice, &'static str)> {
+    if kernel::has_core_socket() {
+        vec![(ModeChoice::Socket, "s"), (ModeChoice::Pipe, "p")]
+    } else {
+        kernel::report_path(
+            "core_pattern socket mode",
+            "absent from this kernel; pipe only",
+        );
+        vec![(ModeChoice::Pipe, "p")]
+    }
 }
 
 fn test_limits() -> Limits {
@@ -189,6 +203,36 @@ fn socket_mode_crashes_are_stored_and_gdb_reads_them() {
     if !privileged("socket_mode_crashes_are_stored_and_gdb_reads_them") {
         return;
     }
+    if !kernel::has_core_socket() {
+        // Before 6.16 the socket mode cannot exist: the engine must refuse
+        // it plainly rather than fall back behind the caller's back.
+        let _lock = core_pattern_lock();
+        let guard = SysctlGuard::new();
+        let data = TempDir::new("cd-sock-none");
+        let monitor = ExitMonitor::start(ExitScope::EnabledCgroups).expect("exit monitor");
+        let err = Coredump::start(
+            CoredumpConfig {
+                data_dir: data.0.clone(),
+                settings: CoredumpSettings {
+                    mode: ModeChoice::Socket,
+                    handler_exe: Some(ops_binary()),
+                    min_interval_secs: 0,
+                    limits: test_limits(),
+                },
+            },
+            monitor,
+        )
+        .err()
+        .expect("socket mode refused without kernel support");
+        assert!(err.to_string().contains("socket"), "{err}");
+        assert!(guard.unchanged());
+        kernel::report_path(
+            "core_pattern",
+            "socket refused: no coredump socket before 6.16",
+        );
+        return;
+    }
+    kernel::report_path("core_pattern", "socket");
     crashes_are_stored_and_gdb_reads_them(ModeChoice::Socket, "cd-sock");
 }
 
@@ -197,6 +241,7 @@ fn pipe_mode_crashes_are_stored_and_gdb_reads_them() {
     if !privileged("pipe_mode_crashes_are_stored_and_gdb_reads_them") {
         return;
     }
+    kernel::report_path("core_pattern", "pipe");
     crashes_are_stored_and_gdb_reads_them(ModeChoice::Pipe, "cd-pipe");
 }
 
@@ -241,7 +286,7 @@ fn other_cores_go_to_the_previous_pipe_handler() {
     std::fs::write(CORE_PATTERN, &previous).unwrap();
     let enabled = TestCgroup::new("cd-prev-on");
     let disabled = TestCgroup::new("cd-prev-off");
-    for (mode, tag) in [(ModeChoice::Socket, "s"), (ModeChoice::Pipe, "p")] {
+    for (mode, tag) in modes_here() {
         let data = TempDir::new(&format!("cd-prev-data-{tag}"));
         let cd = engine(&data.0, mode, test_limits(), 0);
         cd.enable("eci-prev", &enabled.dir, EnableOptions::default())
@@ -440,7 +485,10 @@ fn core_pattern_survives_sigterm_and_sigkill_of_the_daemon() {
     let cgroup = TestCgroup::new("cd-serve");
     let work = TempDir::new("cd-serve-work");
     let crasher = build_crasher(&work.0);
-    for mode in ["socket", "pipe"] {
+    for mode in modes_here().into_iter().map(|(m, _)| match m {
+        ModeChoice::Socket => "socket",
+        _ => "pipe",
+    }) {
         let data = TempDir::new(&format!("cd-serve-{mode}"));
         // SIGTERM: a clean stop restores.
         let mut daemon = serve(&data.0, Some(&cgroup.dir), mode);
@@ -595,7 +643,7 @@ fn a_stalled_previous_handler_does_not_hang_the_crashing_process() {
     sh(&["chmod", "755", script.to_str().unwrap()]);
     std::fs::write(CORE_PATTERN, format!("|{}", script.display())).unwrap();
     let enabled = TestCgroup::new("cd-stall");
-    for (mode, tag) in [(ModeChoice::Socket, "s"), (ModeChoice::Pipe, "p")] {
+    for (mode, tag) in modes_here() {
         let data = TempDir::new(&format!("cd-stall-data-{tag}"));
         let limits = Limits {
             dump_timeout_secs: 2,

@@ -25,6 +25,9 @@ pub struct Args {
     /// Minimum seconds between two settings of one group and OpsType.
     #[arg(long)]
     min_interval: Option<u64>,
+    /// Seconds a record and its download URL live.
+    #[arg(long)]
+    record_ttl: Option<u64>,
     /// Enable crash dumps at start for a container group, as
     /// `<group id>=<cgroup v2 path>` (repeatable).
     #[arg(long = "coredump", value_name = "GROUP=CGROUP", value_parser = group_and_cgroup)]
@@ -56,6 +59,9 @@ pub fn run(args: Args, socket: &Path) -> anyhow::Result<()> {
     }
     if let Some(s) = args.min_interval {
         config.min_interval = s;
+    }
+    if let Some(s) = args.record_ttl {
+        config.record_ttl = s;
     }
     tokio::runtime::Runtime::new()?.block_on(ops_user::daemon::serve(config, args.coredump))
 }

@@ -66,6 +66,7 @@ pub struct Record {
 
 pub struct Records {
     store: Arc<Store>,
+    ttl_ms: i64,
 }
 
 fn internal(e: rusqlite::Error) -> ApiError {
@@ -74,7 +75,17 @@ fn internal(e: rusqlite::Error) -> ApiError {
 
 impl Records {
     pub fn new(store: Arc<Store>) -> Self {
-        Self { store }
+        Self::with_ttl(store, DEFAULT_TTL_MS)
+    }
+
+    /// Records that expire `ttl_ms` after creation.
+    pub fn with_ttl(store: Arc<Store>, ttl_ms: i64) -> Self {
+        Self { store, ttl_ms }
+    }
+
+    /// How long a record lives.
+    pub fn ttl_ms(&self) -> i64 {
+        self.ttl_ms
     }
 
     /// Create a record in state `status`, returning it.
@@ -92,7 +103,7 @@ impl Records {
             ops_type: ops_type.to_owned(),
             status,
             create_ms: now,
-            expire_ms: now + DEFAULT_TTL_MS,
+            expire_ms: now + self.ttl_ms,
             artifact: None,
             detail,
         };

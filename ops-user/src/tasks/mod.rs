@@ -17,7 +17,7 @@ use self::coredump::{Coredump, CoredumpSetting, CrashRecord};
 use crate::{
     api::ApiError,
     instances::{Instance, Registry},
-    records::{OpsStatus, Record, Records, DEFAULT_TTL_MS},
+    records::{OpsStatus, Record, Records},
     store::now_ms,
 };
 
@@ -223,7 +223,7 @@ impl Tasks {
         };
         for (group, dir, list) in crashes {
             for crash in list {
-                records.upsert(&crash_record(&group, &dir, &crash))?;
+                records.upsert(&crash_record(&group, &dir, &crash, records.ttl_ms()))?;
             }
         }
         let now = now_ms();
@@ -288,7 +288,7 @@ impl Tasks {
 }
 
 /// A crash as a record: Success with the core, or Failed saying why not.
-fn crash_record(group: &str, dir: &Path, crash: &CrashRecord) -> Record {
+fn crash_record(group: &str, dir: &Path, crash: &CrashRecord, ttl_ms: i64) -> Record {
     let create_ms = (crash.time as i64) * 1000;
     let core = crash.core.as_ref();
     let mut detail = serde_json::to_value(crash).unwrap_or_default();
@@ -306,7 +306,7 @@ fn crash_record(group: &str, dir: &Path, crash: &CrashRecord) -> Record {
             OpsStatus::Failed
         },
         create_ms,
-        expire_ms: create_ms + DEFAULT_TTL_MS,
+        expire_ms: create_ms + ttl_ms,
         artifact: core.map(|c| dir.join(&c.file)),
         detail,
     }

@@ -237,6 +237,16 @@ fn stage(
         fs.add_program(&test.path, true)?;
     }
     fs.add_program(ops, true)?;
+    // The coredump tests' crasher: the guest has no compiler, so the same
+    // source is built here, with symbols, and named by OPS_CRASHER.
+    let crasher = vm_dir.join("crasher");
+    crate::util::run_cmd(
+        std::process::Command::new("gcc")
+            .args(["-g", "-O0", "-o"])
+            .arg(&crasher)
+            .arg(crate::util::workspace().join("tests/crasher.c")),
+    )?;
+    fs.add_program(&crasher, false)?;
     // A release build next to it, as tests may look for either.
     if let Some(release) = ops
         .parent()
@@ -258,7 +268,7 @@ fn stage(
         .map(|t| format!("{} {}\n", t.name, t.path.display()))
         .collect();
     fs.write("/ops-vm/tests.list", &list, 0o644)?;
-    fs.write("/ops-vm/env", &guest_env(args, ops, nonce), 0o644)?;
+    fs.write("/ops-vm/env", &guest_env(args, ops, &crasher, nonce), 0o644)?;
 
     // tcpdump drops privileges to its own user by default.
     fs.write(
@@ -281,7 +291,7 @@ fn stage(
 }
 
 /// `/ops-vm/env`, sourced by `/init`.
-fn guest_env(args: &Args, ops: &Path, nonce: &str) -> String {
+fn guest_env(args: &Args, ops: &Path, crasher: &Path, nonce: &str) -> String {
     let mut test_args = vec!["--test-threads=1".to_owned(), "--nocapture".to_owned()];
     for (test, _) in VM_SKIPS {
         test_args.extend(["--skip".to_owned(), (*test).to_owned()]);
@@ -295,6 +305,8 @@ fn guest_env(args: &Args, ops: &Path, nonce: &str) -> String {
         ("RUST_BACKTRACE", "1".to_owned()),
         ("HOME", "/root".to_owned()),
         ("OPS_BIN", ops.display().to_string()),
+        // Programs keep their host paths in the guest.
+        ("OPS_CRASHER", crasher.display().to_string()),
         ("OPS_VM_NONCE", nonce.to_owned()),
         ("OPS_VM_TEST_TIMEOUT", args.test_timeout.to_string()),
         ("OPS_VM_TEST_ARGS", test_args.join(" ")),
