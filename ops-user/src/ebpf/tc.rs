@@ -204,10 +204,16 @@ impl TcAttachment {
     }
 }
 
-impl Drop for TcAttachment {
-    fn drop(&mut self) {
+impl TcAttachment {
+    /// Detach the programs now (idempotent), keeping the loaded object and
+    /// its maps readable: a capture detaches first, then drains its buffers
+    /// and reads the final counters.
+    pub fn detach(&mut self) {
+        if self.links.is_empty() {
+            return;
+        }
         let links = std::mem::take(&mut self.links);
-        let (ifindex, created) = (self.ifindex, self.created_clsact);
+        let (ifindex, created) = (self.ifindex, std::mem::take(&mut self.created_clsact));
         let interface = self.interface.clone();
         let result = self.netns.run(move || {
             // Dropping a link detaches it: TCX closes the link fd, netlink
@@ -232,6 +238,12 @@ impl Drop for TcAttachment {
             // The interface or namespace may be gone, taking everything with it.
             tracing::debug!(interface = %self.interface, "TC detach: {e}");
         }
+    }
+}
+
+impl Drop for TcAttachment {
+    fn drop(&mut self) {
+        self.detach();
     }
 }
 
