@@ -1,8 +1,8 @@
 //! TC classifiers for a container group's interface: count, filter, capture.
 //!
-//! They observe only: every path returns `TC_ACT_PIPE`, so the packet goes on
-//! to the next filter (or the stack) unchanged. A capture must never drop or
-//! alter traffic.
+//! They observe only: every path returns [`OBSERVE`] (`TC_ACT_UNSPEC`), so the
+//! packet goes on to the next program (or the stack) unchanged. A capture
+//! must never drop or alter traffic, nor hide it from programs after it.
 //!
 //! The filter is [`CaptureConfig`], a read-only global written at load time.
 //! The verifier sees its fields as constants and removes the checks a
@@ -26,7 +26,7 @@
 use core::ffi::c_void;
 
 use aya_ebpf::{
-    bindings::{BPF_F_CURRENT_CPU, TC_ACT_PIPE},
+    bindings::{BPF_F_CURRENT_CPU, TC_ACT_UNSPEC},
     helpers::{bpf_ktime_get_ns, bpf_perf_event_output},
     macros::{classifier, map},
     maps::{PerCpuArray, PerfEventArray},
@@ -64,6 +64,16 @@ static TC_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STATS_LEN, 0);
 #[map]
 static PACKETS: PerfEventArray<PacketMeta> = PerfEventArray::new(0);
 
+/// The verdict of every path: "no opinion, carry on".
+///
+/// `TC_ACT_UNSPEC` (-1) is `TCX_NEXT`: TCX runs the next program of the
+/// chain, then the clsact filters, then the stack. cls_bpf in direct-action
+/// mode treats it the same way. `TC_ACT_PIPE` would not do under TCX: the
+/// kernel's `tcx_run` stops the chain at any verdict other than `TCX_NEXT`,
+/// so a second capture (or another tool's program) attached after this one
+/// would never see the packet.
+const OBSERVE: i32 = TC_ACT_UNSPEC;
+
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_8021Q: u16 = 0x8100;
@@ -89,13 +99,13 @@ fn observe(ctx: &TcContext, direction: Direction) -> i32 {
     count(direction, STAT_SEEN);
     let flags = global(&CAPTURE_CONFIG.flags);
     if flags & CFG_ANY_CONDITION != 0 && !matches(ctx, flags).unwrap_or(false) {
-        return TC_ACT_PIPE;
+        return OBSERVE;
     }
     count(direction, STAT_MATCHED);
     if flags & CFG_CAPTURE != 0 {
         capture(ctx, direction);
     }
-    TC_ACT_PIPE
+    OBSERVE
 }
 
 /// Send the packet's first `snaplen` bytes to userspace, and count how that
