@@ -11,11 +11,11 @@ use std::{
 };
 
 use aya::programs::{SchedClassifier, TcAttachType};
-use pcap_file::{
-    pcapng::{
-        blocks::{enhanced_packet::EnhancedPacketOption, interface_description::InterfaceDescriptionOption},
-        Block, PcapNgReader,
+use pcap_file::pcapng::{
+    blocks::{
+        enhanced_packet::EnhancedPacketOption, interface_description::InterfaceDescriptionOption,
     },
+    Block, PcapNgReader,
 };
 
 use crate::{sh, sh_in, VethPair};
@@ -37,14 +37,29 @@ impl Lab {
         let pair = VethPair::new(tag);
         let lab = Self { pair };
         for ip in [lab.a2(), lab.a3()] {
-            sh_in(&lab.pair.a.name, &["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+            sh_in(
+                &lab.pair.a.name,
+                &["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
+            );
         }
-        sh_in(&lab.pair.b.name, &["ip", "addr", "add", &format!("{}/24", lab.b2()), "dev", "eth0"]);
-        let mac = |ns: &str| sh_in(ns, &["cat", "/sys/class/net/eth0/address"]).trim().to_owned();
+        sh_in(
+            &lab.pair.b.name,
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("{}/24", lab.b2()),
+                "dev",
+                "eth0",
+            ],
+        );
+        let mac = |ns: &str| {
+            sh_in(ns, &["cat", "/sys/class/net/eth0/address"])
+                .trim()
+                .to_owned()
+        };
         let (mac_a, mac_b) = (mac(&lab.pair.a.name), mac(&lab.pair.b.name));
-        for ip in [lab.b2()] {
-            neigh(&lab.pair.a.name, &ip, &mac_b);
-        }
+        neigh(&lab.pair.a.name, &lab.b2(), &mac_b);
         for ip in [lab.a2(), lab.a3()] {
             neigh(&lab.pair.b.name, &ip, &mac_a);
         }
@@ -117,7 +132,8 @@ impl Lab {
             let dport = UDP_DST_PORTS[i % 3];
             for dst in &b_ips {
                 n += 1;
-                s.send_to(&vec![n as u8; 40 + n * 7], (dst.as_str(), dport)).unwrap();
+                s.send_to(&vec![n as u8; 40 + n * 7], (dst.as_str(), dport))
+                    .unwrap();
             }
         }
         for (i, s) in senders.iter().enumerate().step_by(2) {
@@ -159,7 +175,8 @@ impl Lab {
         let mut buf = [0u8; 2048];
         let mut received = 0;
         for s in &sinks {
-            s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
             while s.recv_from(&mut buf).is_ok() {
                 received += 1;
             }
@@ -180,7 +197,8 @@ impl Lab {
             .run(|| Ok(UdpSocket::bind((src.as_str(), 4100)).expect("bind")))
             .unwrap();
         for i in 0..n {
-            s.send_to(&vec![i as u8; size], (dst.as_str(), port)).unwrap();
+            s.send_to(&vec![i as u8; size], (dst.as_str(), port))
+                .unwrap();
         }
     }
 }
@@ -188,7 +206,18 @@ impl Lab {
 fn neigh(ns: &str, ip: &str, mac: &str) {
     sh_in(
         ns,
-        &["ip", "neigh", "replace", ip, "lladdr", mac, "dev", "eth0", "nud", "permanent"],
+        &[
+            "ip",
+            "neigh",
+            "replace",
+            ip,
+            "lladdr",
+            mac,
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        ],
     );
 }
 
@@ -220,7 +249,14 @@ fn icmp_echo(netns: &crate::Netns, src: &str, dst: &str, count: u16) {
                     msg.extend_from_slice(&[0xa5; 48]);
                     let sum = checksum(&msg);
                     msg[2..4].copy_from_slice(&sum.to_be_bytes());
-                    let n = libc::sendto(fd, msg.as_ptr().cast(), msg.len(), 0, (&raw const d).cast(), len);
+                    let n = libc::sendto(
+                        fd,
+                        msg.as_ptr().cast(),
+                        msg.len(),
+                        0,
+                        (&raw const d).cast(),
+                        len,
+                    );
                     assert_eq!(n, msg.len() as isize);
                 }
                 libc::close(fd);
@@ -348,7 +384,9 @@ pub fn read_capture(path: &Path) -> (Vec<Packet>, FileInfo) {
                             InterfaceDescriptionOption::IfDescription(d) => {
                                 info.description = Some(d.to_string())
                             }
-                            InterfaceDescriptionOption::IfName(n) => info.name = Some(n.to_string()),
+                            InterfaceDescriptionOption::IfName(n) => {
+                                info.name = Some(n.to_string())
+                            }
                             _ => {}
                         }
                     }
@@ -384,7 +422,10 @@ fn read_legacy_pcap(bytes: &[u8], path: &Path) -> Vec<Packet> {
     let nanos = match magic {
         0xa1b2_c3d4 => false,
         0xa1b2_3c4d => true,
-        other => panic!("{}: not a little-endian pcap (magic {other:#x})", path.display()),
+        other => panic!(
+            "{}: not a little-endian pcap (magic {other:#x})",
+            path.display()
+        ),
     };
     let mut packets = Vec::new();
     let mut at = 24;
@@ -392,8 +433,8 @@ fn read_legacy_pcap(bytes: &[u8], path: &Path) -> Vec<Packet> {
         let (sec, frac) = (u32_at(bytes, at), u32_at(bytes, at + 4));
         let (incl, orig) = (u32_at(bytes, at + 8) as usize, u32_at(bytes, at + 12));
         let data = bytes[at + 16..at + 16 + incl].to_vec();
-        let ts_ns = u128::from(sec) * 1_000_000_000
-            + u128::from(frac) * if nanos { 1 } else { 1000 };
+        let ts_ns =
+            u128::from(sec) * 1_000_000_000 + u128::from(frac) * if nanos { 1 } else { 1000 };
         packets.push(Packet {
             data,
             orig_len: orig,
@@ -408,7 +449,10 @@ fn read_legacy_pcap(bytes: &[u8], path: &Path) -> Vec<Packet> {
 
 /// The packets' bytes, sorted: a multiset to compare two captures by.
 pub fn contents(packets: &[Packet]) -> Vec<(Vec<u8>, u32)> {
-    let mut v: Vec<_> = packets.iter().map(|p| (p.data.clone(), p.orig_len)).collect();
+    let mut v: Vec<_> = packets
+        .iter()
+        .map(|p| (p.data.clone(), p.orig_len))
+        .collect();
     v.sort();
     v
 }
@@ -431,7 +475,11 @@ pub fn assert_nothing_attached(ns: &str, netns: &crate::Netns, clsact_expected: 
         assert!(filters.trim().is_empty(), "{hook} filters left: {filters}");
     }
     let qdiscs = sh_in(ns, &["tc", "qdisc", "show", "dev", "eth0"]);
-    assert_eq!(qdiscs.contains("clsact"), clsact_expected, "qdiscs: {qdiscs}");
+    assert_eq!(
+        qdiscs.contains("clsact"),
+        clsact_expected,
+        "qdiscs: {qdiscs}"
+    );
     let tcx = netns
         .run(|| {
             let mut n = 0;

@@ -10,7 +10,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ops_tests::{
-    capture::{assert_nothing_attached, assert_tools_read, contents, read_capture, Lab, Oracle, Scratch},
+    capture::{
+        assert_nothing_attached, assert_tools_read, contents, read_capture, Lab, Oracle, Scratch,
+    },
     privileged,
 };
 use ops_user::{
@@ -34,7 +36,13 @@ fn case(name: &'static str, json: String, expr: String) -> Case {
     }
 }
 
-fn start(lab: &Lab, group: &str, json: &str, out: std::path::PathBuf, mode: AttachMode) -> CaptureHandle {
+fn start(
+    lab: &Lab,
+    group: &str,
+    json: &str,
+    out: std::path::PathBuf,
+    mode: AttachMode,
+) -> CaptureHandle {
     let TcpdumpRequest::Start(options) = TcpdumpRequest::parse(json).expect(json) else {
         panic!("{json} does not start");
     };
@@ -67,9 +75,15 @@ fn run_cases(lab: &Lab, scratch: &Scratch, cases: &[Case], mode: AttachMode) -> 
             )
         })
         .collect();
-    let before_ns = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let before_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     lab.traffic_mix();
-    let after_ns = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let after_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     let summaries: Vec<_> = captures
         .into_iter()
         .map(|c| c.stop(StopReason::Disabled))
@@ -80,7 +94,12 @@ fn run_cases(lab: &Lab, scratch: &Scratch, cases: &[Case], mode: AttachMode) -> 
     for ((c, summary), oracle) in cases.iter().zip(&summaries).zip(&oracle_files) {
         let (ours, info) = read_capture(&summary.path);
         let (theirs, _) = read_capture(oracle);
-        assert!(!theirs.is_empty(), "{}: the mix has packets for `{}`", c.name, c.expr);
+        assert!(
+            !theirs.is_empty(),
+            "{}: the mix has packets for `{}`",
+            c.name,
+            c.expr
+        );
         assert_eq!(
             contents(&ours),
             contents(&theirs),
@@ -94,21 +113,42 @@ fn run_cases(lab: &Lab, scratch: &Scratch, cases: &[Case], mode: AttachMode) -> 
         // The summary adds up, and nothing was lost or left unwritten.
         assert_eq!(summary.stop_reason, StopReason::Disabled, "{}", c.name);
         assert_eq!(summary.written, ours.len() as u64, "{}", c.name);
-        assert_eq!(summary.matched, summary.captured + summary.lost, "{}", c.name);
+        assert_eq!(
+            summary.matched,
+            summary.captured + summary.lost,
+            "{}",
+            c.name
+        );
         assert_eq!((summary.lost, summary.not_written), (0, 0), "{}", c.name);
         assert_eq!(summary.captured, summary.written, "{}", c.name);
-        assert_eq!(summary.bytes_written, std::fs::metadata(&summary.path).unwrap().len());
+        assert_eq!(
+            summary.bytes_written,
+            std::fs::metadata(&summary.path).unwrap().len()
+        );
         // Nanosecond wall-clock timestamps within the traffic's window
         // (with a little slack for the clock offset's sampling).
         assert_eq!(info.tsresol, Some(9));
-        assert!(info.description.as_deref().unwrap().contains(&format!("eci-{}", c.name)));
+        assert!(info
+            .description
+            .as_deref()
+            .unwrap()
+            .contains(&format!("eci-{}", c.name)));
         for p in &ours {
-            assert!(p.ts_ns + 1_000_000 >= before_ns && p.ts_ns <= after_ns + 1_000_000,
-                "{}: timestamp {} outside [{before_ns}, {after_ns}]", c.name, p.ts_ns);
+            assert!(
+                p.ts_ns + 1_000_000 >= before_ns && p.ts_ns <= after_ns + 1_000_000,
+                "{}: timestamp {} outside [{before_ns}, {after_ns}]",
+                c.name,
+                p.ts_ns
+            );
             // a's addresses send (outbound), b's answer (inbound).
             let src = &p.data[26..30];
             let from_a = src[3] != 2 && src[3] != 22;
-            assert_eq!(p.direction, if from_a { 2 } else { 1 }, "{}: direction of {src:?}", c.name);
+            assert_eq!(
+                p.direction,
+                if from_a { 2 } else { 1 },
+                "{}: direction of {src:?}",
+                c.name
+            );
         }
         total += ours.len();
     }
@@ -119,23 +159,62 @@ fn run_cases(lab: &Lab, scratch: &Scratch, cases: &[Case], mode: AttachMode) -> 
 }
 
 fn filter_cases(lab: &Lab) -> Vec<Case> {
-    let (a1, a2, a3, b1, b2, net) = (lab.a1(), lab.a2(), lab.a3(), lab.b1(), lab.b2(), lab.subnet());
+    let (a1, a2, a3, b1, b2, net) = (
+        lab.a1(),
+        lab.a2(),
+        lab.a3(),
+        lab.b1(),
+        lab.b2(),
+        lab.subnet(),
+    );
     vec![
         case("all", r#"{"Enable":true}"#.into(), String::new()),
-        case("tcp", r#"{"Enable":true,"Protocol":"tcp"}"#.into(), "tcp".into()),
-        case("udp", r#"{"Enable":true,"Protocol":"udp"}"#.into(), "udp".into()),
-        case("icmp", r#"{"Enable":true,"Protocol":"icmpv4"}"#.into(), "icmp".into()),
-        case("srcip", format!(r#"{{"Enable":true,"SourceIp":"{a2}"}}"#), format!("src host {a2}")),
+        case(
+            "tcp",
+            r#"{"Enable":true,"Protocol":"tcp"}"#.into(),
+            "tcp".into(),
+        ),
+        case(
+            "udp",
+            r#"{"Enable":true,"Protocol":"udp"}"#.into(),
+            "udp".into(),
+        ),
+        case(
+            "icmp",
+            r#"{"Enable":true,"Protocol":"icmpv4"}"#.into(),
+            "icmp".into(),
+        ),
+        case(
+            "srcip",
+            format!(r#"{{"Enable":true,"SourceIp":"{a2}"}}"#),
+            format!("src host {a2}"),
+        ),
         // The CIDR wins over the IP.
         case(
             "srccidr",
             format!(r#"{{"Enable":true,"SourceIp":"{a2}","SourceCidr":"{a3}/32"}}"#),
             format!("src net {a3}/32"),
         ),
-        case("dstip", format!(r#"{{"Enable":true,"DestIp":"{b2}"}}"#), format!("dst host {b2}")),
-        case("dstcidr", format!(r#"{{"Enable":true,"DestCidr":"{net}"}}"#), format!("dst net {net}")),
-        case("sport", r#"{"Enable":true,"SourcePort":4002}"#.into(), "src port 4002".into()),
-        case("dport", r#"{"Enable":true,"DestPort":"5003"}"#.into(), "dst port 5003".into()),
+        case(
+            "dstip",
+            format!(r#"{{"Enable":true,"DestIp":"{b2}"}}"#),
+            format!("dst host {b2}"),
+        ),
+        case(
+            "dstcidr",
+            format!(r#"{{"Enable":true,"DestCidr":"{net}"}}"#),
+            format!("dst net {net}"),
+        ),
+        case(
+            "sport",
+            r#"{"Enable":true,"SourcePort":4002}"#.into(),
+            "src port 4002".into(),
+        ),
+        case(
+            "dport",
+            r#"{"Enable":true,"DestPort":"5003"}"#.into(),
+            "dst port 5003".into(),
+        ),
         case(
             "tcpdport",
             r#"{"Enable":true,"Protocol":"tcp","DestPort":6002}"#.into(),
@@ -155,12 +234,14 @@ fn filter_cases(lab: &Lab) -> Vec<Case> {
         ),
         case(
             "icmpcidr",
-            format!(r#"{{"Enable":true,"Protocol":"icmpv4","SourceCidr":"{b1}/31","DestIp":"{a3}"}}"#),
+            format!(
+                r#"{{"Enable":true,"Protocol":"icmpv4","SourceCidr":"{b1}/31","DestIp":"{a3}"}}"#
+            ),
             format!("icmp and src net {b1}/31 and dst host {a3}"),
         ),
         case(
             "nomatch",
-            format!(r#"{{"Enable":true,"Protocol":"tcp","DestPort":5001}}"#),
+            r#"{"Enable":true,"Protocol":"tcp","DestPort":5001}"#.into(),
             "tcp and dst port 5001".into(),
         ),
     ]
@@ -204,8 +285,17 @@ fn a_filter_nothing_matches_captures_nothing() {
     }
     let lab = Lab::new("none");
     let scratch = Scratch::new("none");
-    let c = filter_cases(&lab).into_iter().find(|c| c.name == "nomatch").unwrap();
-    let capture = start(&lab, "eci-none", &c.json, scratch.file("none.pcapng"), AttachMode::Auto);
+    let c = filter_cases(&lab)
+        .into_iter()
+        .find(|c| c.name == "nomatch")
+        .unwrap();
+    let capture = start(
+        &lab,
+        "eci-none",
+        &c.json,
+        scratch.file("none.pcapng"),
+        AttachMode::Auto,
+    );
     lab.traffic_mix();
     let summary = capture.stop(StopReason::Disabled);
     assert!(summary.seen > 50, "{summary:?}");
@@ -245,8 +335,20 @@ fn two_groups_capture_at_once_without_mixing() {
     let json = r#"{"Enable":true,"Protocol":"udp"}"#;
     let o1 = Oracle::start(lab1.a_name(), &scratch.file("o1.pcap"), None, "udp");
     let o2 = Oracle::start(lab2.a_name(), &scratch.file("o2.pcap"), None, "udp");
-    let c1 = start(&lab1, "eci-grp1", json, scratch.file("g1.pcapng"), AttachMode::Auto);
-    let c2 = start(&lab2, "eci-grp2", json, scratch.file("g2.pcapng"), AttachMode::Auto);
+    let c1 = start(
+        &lab1,
+        "eci-grp1",
+        json,
+        scratch.file("g1.pcapng"),
+        AttachMode::Auto,
+    );
+    let c2 = start(
+        &lab2,
+        "eci-grp2",
+        json,
+        scratch.file("g2.pcapng"),
+        AttachMode::Auto,
+    );
     std::thread::scope(|s| {
         s.spawn(|| lab1.traffic_mix());
         s.spawn(|| lab2.traffic_mix());

@@ -43,8 +43,16 @@ fn start(lab: &Lab, scratch: &Scratch, json: &str, tuning: Tuning) -> CaptureHan
 
 /// The kernel's and the file's counts agree with each other.
 fn assert_consistent(summary: &Summary) {
-    assert_eq!(summary.matched, summary.captured + summary.lost, "{summary:?}");
-    assert_eq!(summary.captured, summary.written + summary.not_written, "{summary:?}");
+    assert_eq!(
+        summary.matched,
+        summary.captured + summary.lost,
+        "{summary:?}"
+    );
+    assert_eq!(
+        summary.captured,
+        summary.written + summary.not_written,
+        "{summary:?}"
+    );
     let (packets, _) = read_capture(&summary.path);
     assert_eq!(packets.len() as u64, summary.written, "{summary:?}");
     assert_eq!(
@@ -95,7 +103,10 @@ fn file_size_is_never_exceeded() {
     assert!(size <= limit, "{size} > {limit}");
     // Full up to the last packet that fitted: 200 B of UDP is 242 B of frame.
     let next = PcapNgSink::<Vec<u8>>::packet_block_len(242);
-    assert!(size + next > limit, "{size} + {next} would still fit in {limit}");
+    assert!(
+        size + next > limit,
+        "{size} + {next} would still fit in {limit}"
+    );
     assert!(summary.written >= 10, "{summary:?}");
     assert_consistent(&summary);
     assert_nothing_attached(lab.a_name(), &lab.pair.a.open(), false);
@@ -108,7 +119,12 @@ fn duration_is_honoured() {
     }
     let (lab, scratch) = (Lab::new("dur"), Scratch::new("dur"));
     let started = Instant::now();
-    let capture = start(&lab, &scratch, r#"{"Enable":true,"Protocol":"udp","Duration":1}"#, Tuning::default());
+    let capture = start(
+        &lab,
+        &scratch,
+        r#"{"Enable":true,"Protocol":"udp","Duration":1}"#,
+        Tuning::default(),
+    );
     lab.udp_burst(7002, 5, 64);
     let summary = capture.wait();
     let elapsed = started.elapsed();
@@ -149,7 +165,11 @@ fn registry_starts_refuses_and_stops_per_group() {
         )
         .unwrap_err();
     assert_eq!(err.code(), "Ops.ExecuteTaskFail");
-    assert!(err.message().contains("already running"), "{}", err.message());
+    assert!(
+        err.message().contains("already running"),
+        "{}",
+        err.message()
+    );
     assert!(!scratch.file("other.pcapng").exists());
     lab.udp_burst(7003, 7, 64);
     let summary = tcpdump.stop("eci-reg").unwrap();
@@ -161,7 +181,11 @@ fn registry_starts_refuses_and_stops_per_group() {
     // Nothing runs any more.
     let err = tcpdump.stop("eci-reg").unwrap_err();
     assert_eq!(err.code(), "Ops.ExecuteTaskFail");
-    assert!(err.message().contains("no tcpdump task"), "{}", err.message());
+    assert!(
+        err.message().contains("no tcpdump task"),
+        "{}",
+        err.message()
+    );
     // Shutdown completes a running capture's file too.
     tcpdump
         .start(
@@ -187,7 +211,12 @@ fn interface_gone_stops_with_a_complete_file() {
         return;
     }
     let (lab, scratch) = (Lab::new("ifgone"), Scratch::new("ifgone"));
-    let capture = start(&lab, &scratch, r#"{"Enable":true,"Protocol":"udp"}"#, Tuning::default());
+    let capture = start(
+        &lab,
+        &scratch,
+        r#"{"Enable":true,"Protocol":"udp"}"#,
+        Tuning::default(),
+    );
     lab.udp_burst(7004, 4, 64);
     // Deleting the peer's namespace destroys the veth pair, eth0 included.
     sh(&["ip", "netns", "del", &lab.pair.b.name]);
@@ -203,7 +232,12 @@ fn namespace_gone_stops_with_a_complete_file() {
         return;
     }
     let (lab, scratch) = (Lab::new("nsgone"), Scratch::new("nsgone"));
-    let capture = start(&lab, &scratch, r#"{"Enable":true,"Protocol":"udp"}"#, Tuning::default());
+    let capture = start(
+        &lab,
+        &scratch,
+        r#"{"Enable":true,"Protocol":"udp"}"#,
+        Tuning::default(),
+    );
     lab.udp_burst(7005, 4, 64);
     sh(&["ip", "netns", "del", &lab.pair.a.name]);
     let summary = capture.wait();
@@ -231,7 +265,10 @@ fn stalled_reader_loss_is_exact() {
     capture.set_paused(false);
     let summary = capture.stop(StopReason::Disabled);
     assert_eq!(summary.matched, sent, "{summary:?}");
-    assert!(summary.lost > 0, "the stalled buffers overflowed: {summary:?}");
+    assert!(
+        summary.lost > 0,
+        "the stalled buffers overflowed: {summary:?}"
+    );
     assert!(summary.written > 0, "{summary:?}");
     assert_eq!(summary.lost, sent - summary.written, "{summary:?}");
     assert_eq!(summary.not_written, 0);
@@ -324,7 +361,11 @@ fn start_errors_have_exact_codes_and_leave_nothing() {
     };
     let e = attempt(r#"{"Enable":true,"IfDeviceName":"eth9"}"#);
     assert_eq!(e.code(), "Tcpdump.InvalidValue");
-    assert!(e.message().contains("IfDeviceName") && e.message().contains("eth9"), "{}", e.message());
+    assert!(
+        e.message().contains("IfDeviceName") && e.message().contains("eth9"),
+        "{}",
+        e.message()
+    );
     let min = PcapNgSink::<Vec<u8>>::min_size(&InterfaceInfo {
         name: "eth0".into(),
         description: "container group eci-verr, interface eth0".into(),
@@ -354,8 +395,15 @@ fn start_errors_have_exact_codes_and_leave_nothing() {
         (r#"{"Protocol":"tcp"}"#, "Ops.OpsValueInvalid"),
         (r#"{"Enable":true,"Bogus":1}"#, "Ops.OpsValueInvalid"),
         (r#"{"Enable":true,"SourcePort":0}"#, "Tcpdump.InvalidValue"),
-        (r#"{"Enable":true,"Protocol":"icmpv4","DestPort":53}"#, "Tcpdump.InvalidValue"),
+        (
+            r#"{"Enable":true,"Protocol":"icmpv4","DestPort":53}"#,
+            "Tcpdump.InvalidValue",
+        ),
     ] {
-        assert_eq!(TcpdumpRequest::parse(json).unwrap_err().code(), code, "{json}");
+        assert_eq!(
+            TcpdumpRequest::parse(json).unwrap_err().code(),
+            code,
+            "{json}"
+        );
     }
 }

@@ -34,9 +34,9 @@ use aya_ebpf::{
     EbpfContext as _,
 };
 use ops_common::tc::{
-    stat_index, CaptureConfig, Direction, PacketMeta, CFG_ANY_CONDITION, CFG_CAPTURE,
-    CFG_DST_ADDR, CFG_DST_PORT, CFG_IPV4, CFG_IPV6, CFG_PROTOCOL, CFG_SRC_ADDR, CFG_SRC_PORT,
-    STATS_LEN, STAT_CAPTURED, STAT_LOST, STAT_MATCHED, STAT_SEEN, STAT_TRUNCATED,
+    stat_index, CaptureConfig, Direction, PacketMeta, CFG_ANY_CONDITION, CFG_CAPTURE, CFG_DST_ADDR,
+    CFG_DST_PORT, CFG_IPV4, CFG_IPV6, CFG_PROTOCOL, CFG_SRC_ADDR, CFG_SRC_PORT, STATS_LEN,
+    STAT_CAPTURED, STAT_LOST, STAT_MATCHED, STAT_SEEN, STAT_TRUNCATED,
 };
 use ops_ebpf::global;
 
@@ -126,7 +126,7 @@ fn capture(ctx: &TcContext, direction: Direction) {
     // The kernel appends `cap_len` skb bytes after `meta` (BPF_F_CTXLEN_MASK
     // is the upper 32 bits of the flags). aya's `output` drops the result,
     // and the result is what loss accounting needs, so call the helper.
-    let flags = (u64::from(cap_len) << 32) | u64::from(BPF_F_CURRENT_CPU);
+    let flags = (u64::from(cap_len) << 32) | BPF_F_CURRENT_CPU;
     // SAFETY: `PACKETS` is a perf event array map (repr(transparent) over its
     // definition), `meta` lives on the stack for the call, and its size is
     // passed with it.
@@ -217,10 +217,22 @@ fn matches(ctx: &TcContext, flags: u32) -> Result<bool, ()> {
             return Ok(false);
         }
         let ip: Ipv6Hdr = ctx.load(l3).map_err(|_| ())?;
-        if flags & CFG_SRC_ADDR != 0 && !in_prefix6(&ip.saddr, &CAPTURE_CONFIG.src_addr, &CAPTURE_CONFIG.src_mask) {
+        if flags & CFG_SRC_ADDR != 0
+            && !in_prefix6(
+                &ip.saddr,
+                &CAPTURE_CONFIG.src_addr,
+                &CAPTURE_CONFIG.src_mask,
+            )
+        {
             return Ok(false);
         }
-        if flags & CFG_DST_ADDR != 0 && !in_prefix6(&ip.daddr, &CAPTURE_CONFIG.dst_addr, &CAPTURE_CONFIG.dst_mask) {
+        if flags & CFG_DST_ADDR != 0
+            && !in_prefix6(
+                &ip.daddr,
+                &CAPTURE_CONFIG.dst_addr,
+                &CAPTURE_CONFIG.dst_mask,
+            )
+        {
             return Ok(false);
         }
         (ip.nexthdr, l3 + size_of::<Ipv6Hdr>())

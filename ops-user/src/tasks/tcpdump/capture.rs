@@ -50,6 +50,9 @@ const OBJECT: &str = "ops-tc";
 const PACKETS: &str = "PACKETS";
 const CONFIG: &str = "CAPTURE_CONFIG";
 
+/// Called with the summary when a capture ends, on its reader thread.
+pub type OnFinish = Box<dyn FnOnce(&Summary) + Send>;
+
 /// Knobs a caller rarely needs.
 #[derive(Clone, Debug)]
 pub struct Tuning {
@@ -144,7 +147,7 @@ impl Capture {
         out: PathBuf,
         mode: AttachMode,
         tuning: Tuning,
-        on_finish: Option<Box<dyn FnOnce(&Summary) + Send>>,
+        on_finish: Option<OnFinish>,
     ) -> Result<CaptureHandle, ApiError> {
         let fail = |what: &str, e: &dyn std::fmt::Display| {
             ApiError::OpsExecuteTaskFail(format!(
@@ -484,7 +487,11 @@ impl Reader {
             bytes_written = sink.bytes();
             match sink.finish(&stats) {
                 Ok(file) => {
-                    if let Err(e) = file.into_inner().map_err(|e| e.into_error()).and_then(|f| f.sync_all()) {
+                    if let Err(e) = file
+                        .into_inner()
+                        .map_err(|e| e.into_error())
+                        .and_then(|f| f.sync_all())
+                    {
                         stop_reason = StopReason::Error(format!("flushing the capture file: {e}"));
                     }
                     bytes_written = file_len(&self.path).unwrap_or(bytes_written);

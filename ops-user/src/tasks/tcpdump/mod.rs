@@ -18,7 +18,7 @@ pub mod pcap;
 pub mod registry;
 pub mod summary;
 
-pub use capture::{Capture, CaptureHandle, Progress, Tuning};
+pub use capture::{Capture, CaptureHandle, OnFinish, Progress, Tuning};
 pub use options::{CaptureOptions, TcpdumpRequest};
 pub use registry::Tcpdump;
 pub use summary::{StopReason, Summary};

@@ -180,7 +180,11 @@ impl Prefix {
                 IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
             }
             IpAddr::V6(a) => {
-                let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+                let mask = if len == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - len)
+                };
                 IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
             }
         };
@@ -306,7 +310,10 @@ fn validate(raw: Raw) -> Result<CaptureOptions, ApiError> {
                 if prefix.family() != family {
                     return Err(ApiError::tcpdump_field(
                         field,
-                        format!("{prefix} is {} but Protocol {p} is {family}", prefix.family()),
+                        format!(
+                            "{prefix} is {} but Protocol {p} is {family}",
+                            prefix.family()
+                        ),
                     ));
                 }
             }
@@ -383,7 +390,8 @@ fn text(field: &str, value: Option<Value>) -> Result<Option<String>, ApiError> {
 
 /// A non-negative integer field, as a JSON number or a string of digits.
 fn number(field: &str, value: Option<Value>) -> Result<Option<u64>, ApiError> {
-    let bad = |v: &dyn fmt::Display| ApiError::tcpdump_field(field, format!("{v} is not an integer"));
+    let bad =
+        |v: &dyn fmt::Display| ApiError::tcpdump_field(field, format!("{v} is not an integer"));
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
@@ -455,9 +463,7 @@ fn address(
     let cidr = text(cidr_field, cidr)?
         .map(|s| Prefix::parse_cidr(&s).map_err(|why| ApiError::tcpdump_field(cidr_field, why)))
         .transpose()?;
-    Ok(cidr
-        .map(|p| (cidr_field, p))
-        .or(ip.map(|p| (ip_field, p))))
+    Ok(cidr.map(|p| (cidr_field, p)).or(ip.map(|p| (ip_field, p))))
 }
 
 #[cfg(test)]
@@ -495,7 +501,10 @@ mod tests {
         // The CIDR wins over the IP, host bits cleared.
         assert_eq!(o.filter.source.unwrap().to_string(), "10.1.0.0/16");
         assert_eq!(o.filter.dest.unwrap().to_string(), "10.9.9.9/32");
-        assert_eq!((o.filter.source_port, o.filter.dest_port), (Some(80), Some(443)));
+        assert_eq!(
+            (o.filter.source_port, o.filter.dest_port),
+            (Some(80), Some(443))
+        );
         assert_eq!(o.interface, "eth1");
         assert_eq!(o.snaplen, 128);
         assert_eq!(o.duration, Some(Duration::from_secs(5)));
@@ -525,7 +534,9 @@ mod tests {
         ] {
             assert_eq!(err(json).code(), "Ops.OpsValueInvalid", "{json}");
         }
-        assert!(err(r#"{"Enable": true, "Port": 80}"#).message().contains("Port"));
+        assert!(err(r#"{"Enable": true, "Port": 80}"#)
+            .message()
+            .contains("Port"));
     }
 
     #[test]
@@ -536,7 +547,10 @@ mod tests {
             (r#"{"Enable":true,"DestPort":-1}"#, "DestPort"),
             (r#"{"Enable":true,"DestPort":"http"}"#, "DestPort"),
             (r#"{"Enable":true,"SourceIp":"10.0.0.256"}"#, "SourceIp"),
-            (r#"{"Enable":true,"SourceCidr":"10.0.0.0/33"}"#, "SourceCidr"),
+            (
+                r#"{"Enable":true,"SourceCidr":"10.0.0.0/33"}"#,
+                "SourceCidr",
+            ),
             (r#"{"Enable":true,"DestCidr":"10.0.0.0"}"#, "DestCidr"),
             (r#"{"Enable":true,"Protocol":"sctp"}"#, "Protocol"),
             (r#"{"Enable":true,"Snaplen":0}"#, "Snaplen"),
@@ -547,11 +561,23 @@ mod tests {
             (r#"{"Enable":true,"PacketNum":0}"#, "PacketNum"),
             (r#"{"Enable":true,"FileSize":0}"#, "FileSize"),
             (r#"{"Enable":true,"FileSize":1073741825}"#, "FileSize"),
-            (r#"{"Enable":true,"Protocol":"icmpv4","DestPort":80}"#, "DestPort"),
-            (r#"{"Enable":true,"SourceIp":"10.0.0.1","DestCidr":"fd00::/8"}"#, "DestCidr"),
-            (r#"{"Enable":true,"Protocol":"icmpv4","DestIp":"fd00::1"}"#, "DestIp"),
+            (
+                r#"{"Enable":true,"Protocol":"icmpv4","DestPort":80}"#,
+                "DestPort",
+            ),
+            (
+                r#"{"Enable":true,"SourceIp":"10.0.0.1","DestCidr":"fd00::/8"}"#,
+                "DestCidr",
+            ),
+            (
+                r#"{"Enable":true,"Protocol":"icmpv4","DestIp":"fd00::1"}"#,
+                "DestIp",
+            ),
             (r#"{"Enable":true,"IfDeviceName":"a/b"}"#, "IfDeviceName"),
-            (r#"{"Enable":true,"IfDeviceName":"abcdefghijklmnop"}"#, "IfDeviceName"),
+            (
+                r#"{"Enable":true,"IfDeviceName":"abcdefghijklmnop"}"#,
+                "IfDeviceName",
+            ),
             (r#"{"Enable":true,"SourceIp":5}"#, "SourceIp"),
         ];
         for (json, field) in cases {

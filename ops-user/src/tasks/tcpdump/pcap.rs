@@ -97,11 +97,9 @@ impl<W: Write> PcapNgSink<W> {
                 format!("a pcapng file needs at least {min} bytes, the limit is {limit}"),
             ));
         }
-        let mut writer = PcapNgWriter::with_section_header(
-            Counting { inner, bytes: 0 },
-            section_header(),
-        )
-        .map_err(into_io)?;
+        let mut writer =
+            PcapNgWriter::with_section_header(Counting { inner, bytes: 0 }, section_header())
+                .map_err(into_io)?;
         writer
             .write_pcapng_block(interface_block(interface))
             .map_err(into_io)?;
@@ -221,8 +219,8 @@ fn statistics_block(stats: &FileStats) -> InterfaceStatisticsBlock<'static> {
 
 /// The size of the closing statistics block, measured by writing one.
 fn isb_len() -> u64 {
-    let mut writer = PcapNgWriter::with_section_header(Vec::new(), section_header())
-        .expect("writing to a Vec");
+    let mut writer =
+        PcapNgWriter::with_section_header(Vec::new(), section_header()).expect("writing to a Vec");
     writer
         .write_pcapng_block(InterfaceDescriptionBlock::new(DataLink::ETHERNET, 0))
         .expect("writing to a Vec");
@@ -254,9 +252,17 @@ mod tests {
             let before = sink.bytes();
             let data = vec![0xab; len];
             assert!(sink
-                .write_packet(Duration::from_nanos(1), len as u32, &data, Direction::Egress)
+                .write_packet(
+                    Duration::from_nanos(1),
+                    len as u32,
+                    &data,
+                    Direction::Egress
+                )
                 .unwrap());
-            assert_eq!(sink.bytes() - before, PcapNgSink::<Vec<u8>>::packet_block_len(len));
+            assert_eq!(
+                sink.bytes() - before,
+                PcapNgSink::<Vec<u8>>::packet_block_len(len)
+            );
         }
     }
 
@@ -266,8 +272,13 @@ mod tests {
         let ts = Duration::new(1_700_000_000, 123_456_789);
         sink.write_packet(ts, 100, &[1, 2, 3], Direction::Ingress)
             .unwrap();
-        sink.write_packet(ts + Duration::from_nanos(1), 4, &[4, 5, 6, 7], Direction::Egress)
-            .unwrap();
+        sink.write_packet(
+            ts + Duration::from_nanos(1),
+            4,
+            &[4, 5, 6, 7],
+            Direction::Egress,
+        )
+        .unwrap();
         let stats = FileStats {
             start_ns: 1,
             end_ns: 2,
@@ -302,7 +313,9 @@ mod tests {
                 )),
                 Block::InterfaceStatistics(isb) => {
                     saw_stats = true;
-                    assert!(isb.options.contains(&InterfaceStatisticsOption::IsbOsDrop(1)));
+                    assert!(isb
+                        .options
+                        .contains(&InterfaceStatisticsOption::IsbOsDrop(1)));
                 }
                 _ => {}
             }

@@ -3,7 +3,7 @@
 use std::{collections::HashMap, path::PathBuf, sync::Mutex};
 
 use super::{
-    capture::{Capture, CaptureHandle, Progress, Tuning},
+    capture::{Capture, CaptureHandle, OnFinish, Progress, Tuning},
     options::CaptureOptions,
     summary::{StopReason, Summary},
 };
@@ -47,7 +47,7 @@ impl Tcpdump {
         netns: Netns,
         options: CaptureOptions,
         out: PathBuf,
-        on_finish: Option<Box<dyn FnOnce(&Summary) + Send>>,
+        on_finish: Option<OnFinish>,
     ) -> Result<(), ApiError> {
         let mut captures = self.lock();
         if let Some(running) = captures.get(group_id) {
