@@ -31,13 +31,12 @@ impl Direction {
 pub const STAT_SEEN: u32 = 0;
 /// Packets that satisfied every condition of the filter.
 pub const STAT_MATCHED: u32 = 1;
-/// Matched packets handed to the perf buffer.
+/// Matched packets handed to the ring buffer.
 pub const STAT_CAPTURED: u32 = 2;
-/// Matched packets the perf buffer refused (full): lost, and counted here
+/// Matched packets the ring buffer refused (full): lost, and counted here
 /// so that `matched == captured + lost` holds exactly.
 pub const STAT_LOST: u32 = 3;
-/// Captured packets carrying fewer bytes than their length (snaplen, or the
-/// perf sample size limit).
+/// Captured packets carrying fewer bytes than their length (snaplen).
 pub const STAT_TRUNCATED: u32 = 4;
 /// Number of counters per direction.
 pub const STATS_PER_DIRECTION: u32 = 5;
@@ -74,15 +73,11 @@ pub const CFG_DST_PORT: u32 = 1 << 7;
 pub const CFG_ANY_CONDITION: u32 =
     CFG_IPV4 | CFG_IPV6 | CFG_PROTOCOL | CFG_SRC_ADDR | CFG_DST_ADDR | CFG_SRC_PORT | CFG_DST_PORT;
 
-/// Largest number of packet bytes one perf sample can carry.
-///
-/// A perf record's size is a `u16` (`struct perf_event_header`). A
-/// `PERF_SAMPLE_RAW` record is the 8-byte header, a `u32` raw size, then
-/// [`PacketMeta`] and the packet bytes, padded to 8 bytes. So
-/// `8 + round_up(4 + 24 + n, 8) <= 65535` gives `n <= 65492`. Longer packets
-/// (GSO super-packets on veth reach 64 KiB) are captured truncated to this,
-/// counted in [`STAT_TRUNCATED`], with their real length kept.
-pub const MAX_PERF_CAPTURE: u32 = 65492;
+/// Largest number of packet bytes one packet record carries: tcpdump's
+/// `MAXIMUM_SNAPLEN`, the largest `Snaplen` the API accepts. Packets are
+/// only ever cut by the snaplen, never by the transport (a GSO or BIG TCP
+/// super-packet under it is captured whole).
+pub const MAX_CAPTURE: u32 = 262_144;
 
 /// What the classifiers match and how much they capture. One read-only
 /// global (`CAPTURE_CONFIG` in `ops-tc`), written by userspace at load time,
@@ -102,7 +97,7 @@ pub struct CaptureConfig {
     /// Ports in host order (`u32` instead of `u16`, so there is no padding).
     pub src_port: u32,
     pub dst_port: u32,
-    /// Bytes per packet to capture, at most [`MAX_PERF_CAPTURE`].
+    /// Bytes per packet to capture, at most [`MAX_CAPTURE`].
     pub snaplen: u32,
     /// Explicit padding so the arrays start at an 8-byte boundary.
     pub _pad: u32,
@@ -114,8 +109,8 @@ pub struct CaptureConfig {
 
 const _: () = assert!(size_of::<CaptureConfig>() == 88);
 
-/// Header of every captured packet; the kernel appends `cap_len` packet
-/// bytes after it in the same perf sample.
+/// Header of every captured packet; `cap_len` packet bytes follow it in the
+/// same ring buffer record.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PacketMeta {
@@ -134,7 +129,7 @@ pub struct PacketMeta {
 const _: () = assert!(size_of::<PacketMeta>() == 24);
 
 impl PacketMeta {
-    /// Read the header at the start of a perf sample.
+    /// Read the header at the start of a ring buffer record.
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         if bytes.len() < size_of::<Self>() {
             return None;
@@ -175,13 +170,6 @@ mod tests {
                 seen[i as usize] = true;
             }
         }
-    }
-
-    #[test]
-    fn largest_perf_sample_fits_a_u16_size() {
-        let record = |n: u32| 8 + (4 + size_of::<PacketMeta>() as u32 + n).next_multiple_of(8);
-        assert!(record(MAX_PERF_CAPTURE) <= u16::MAX as u32);
-        assert!(record(MAX_PERF_CAPTURE + 8) > u16::MAX as u32);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! A running capture: the `ops-tc` object loaded with the capture's filter,
 //! attached to the group's interface, and a reader thread that moves packets
-//! from the per-CPU perf buffers into the pcapng file.
+//! from the ring buffer into the pcapng file.
 //!
 //! The reader stops on whichever comes first: `Duration`, `PacketNum`,
 //! `FileSize`, a stop request (`Enable: false`, shutdown), or the namespace
@@ -9,7 +9,6 @@
 //! the file with its statistics block, flushed.
 
 use std::{
-    borrow::Cow,
     fs::File,
     io::{self, BufWriter},
     os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
@@ -22,10 +21,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::maps::{
-    perf::{PerfEvent, PerfEventArray, PerfEventArrayBuffer},
-    MapData,
-};
+use aya::maps::{MapData, RingBuf};
 use ops_common::tc::{
     Direction, PacketMeta, STAT_CAPTURED, STAT_LOST, STAT_MATCHED, STAT_SEEN, STAT_TRUNCATED,
 };
@@ -56,9 +52,9 @@ pub type OnFinish = Box<dyn FnOnce(&Summary) + Send>;
 /// Knobs a caller rarely needs.
 #[derive(Clone, Debug)]
 pub struct Tuning {
-    /// Pages of each per-CPU perf buffer (a power of two). The default,
-    /// 256 pages (1 MiB), holds about 700 full-size Ethernet frames or 16
-    /// GSO super-packets per CPU between two reads.
+    /// Pages of the capture's ring buffer (a power of two), shared by all
+    /// CPUs. The default, 1024 pages (4 MiB), holds about 2000 full-size
+    /// Ethernet frames or 60 GSO super-packets between two reads.
     pub buffer_pages: usize,
     /// How often the reader checks that the namespace and the interface
     /// still exist.
@@ -70,7 +66,7 @@ pub struct Tuning {
 impl Default for Tuning {
     fn default() -> Self {
         Self {
-            buffer_pages: 256,
+            buffer_pages: 1024,
             liveness_interval: Duration::from_millis(200),
             paused: false,
         }
@@ -197,7 +193,7 @@ impl Capture {
         )
         .map_err(|e| remove_file(fail("writing the pcapng header", &e)))?;
 
-        let (attachment, buffers) =
+        let (attachment, ring) =
             load_and_attach(netns.clone(), &options, mode, tuning.buffer_pages)
                 .map_err(|e| remove_file(fail("attaching the capture programs", &chain(&e))))?;
         tracing::info!(
@@ -226,7 +222,7 @@ impl Capture {
         let reader = Reader {
             shared: Arc::clone(&shared),
             attachment,
-            buffers,
+            ring,
             netns,
             ifindex,
             options,
@@ -238,8 +234,6 @@ impl Capture {
                 packet_num: None,
                 written: 0,
                 not_written: 0,
-                lost_notified: 0,
-                scratch: Vec::new(),
                 error: None,
             },
             path: out.clone(),
@@ -280,35 +274,30 @@ fn load_and_attach(
     options: &CaptureOptions,
     mode: AttachMode,
     pages: usize,
-) -> Result<(TcAttachment, Vec<PerfEventArrayBuffer<MapData>>), EbpfError> {
+) -> Result<(TcAttachment, RingBuf<MapData>), EbpfError> {
     let config = capture_config(options);
+    let ring_bytes = (pages.max(1).next_power_of_two() * page_size()) as u32;
     let mut object = ebpf::load_with(OBJECT, TC_OBJECT, |loader| {
-        loader.override_global(CONFIG, &config, true);
+        loader
+            .override_global(CONFIG, &config, true)
+            .map_max_entries(PACKETS, ring_bytes);
     })?;
     let map = object.take_map(PACKETS).ok_or(EbpfError::MissingMap {
         object: OBJECT,
         name: PACKETS,
     })?;
-    let mut array = PerfEventArray::try_from(map).map_err(|source| EbpfError::Map {
+    let ring = RingBuf::try_from(map).map_err(|source| EbpfError::Map {
         name: PACKETS,
         source,
     })?;
-    // Buffers are open before the programs attach, so no packet finds its
-    // CPU without one.
-    let cpus = aya::util::online_cpus().map_err(|(_, e)| EbpfError::Netlink {
-        action: "listing online CPUs",
-        source: e,
-    })?;
-    let mut buffers = Vec::with_capacity(cpus.len());
-    for cpu in cpus {
-        let buffer = array.open(cpu, Some(pages)).map_err(|e| EbpfError::Map {
-            name: PACKETS,
-            source: aya::maps::MapError::IoError(io::Error::other(e)),
-        })?;
-        buffers.push(buffer);
-    }
     let attachment = TcAttachment::attach(object, netns, &options.interface, mode)?;
-    Ok((attachment, buffers))
+    Ok((attachment, ring))
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).unwrap_or(4096)
 }
 
 /// CLOCK_MONOTONIC (what `bpf_ktime_get_ns` reads) to wall-clock time.
@@ -365,42 +354,24 @@ struct Writer {
     packet_num: Option<u64>,
     written: u64,
     not_written: u64,
-    lost_notified: u64,
-    /// For samples split by the ring's wrap.
-    scratch: Vec<u8>,
     error: Option<io::Error>,
 }
 
 impl Writer {
-    fn on_event(&mut self, event: PerfEvent<'_>) {
-        match event {
-            PerfEvent::Lost { count } => self.lost_notified += count,
-            PerfEvent::Sample { head, tail } => self.on_sample(head, tail),
-        }
-    }
-
-    fn on_sample(&mut self, head: &[u8], tail: &[u8]) {
+    fn on_record(&mut self, bytes: &[u8]) {
         let (Some(sink), None) = (self.sink.as_mut(), &self.limit) else {
             self.not_written += 1;
             return;
         };
-        let bytes: Cow<'_, [u8]> = if tail.is_empty() {
-            Cow::Borrowed(head)
-        } else {
-            self.scratch.clear();
-            self.scratch.extend_from_slice(head);
-            self.scratch.extend_from_slice(tail);
-            Cow::Borrowed(&self.scratch)
-        };
         let header = size_of::<PacketMeta>();
-        let parsed = PacketMeta::from_bytes(&bytes).and_then(|meta| {
+        let parsed = PacketMeta::from_bytes(bytes).and_then(|meta| {
             let data = bytes.get(header..header + meta.cap_len as usize)?;
             Some((meta, data, Direction::from_u32(meta.direction)?))
         });
         let Some((meta, data, direction)) = parsed else {
             // Only a mismatch between object and daemon could do this.
             self.limit = Some(StopReason::Error(format!(
-                "malformed perf sample of {} bytes",
+                "malformed packet record of {} bytes",
                 bytes.len()
             )));
             self.not_written += 1;
@@ -439,7 +410,7 @@ impl Writer {
 struct Reader {
     shared: Arc<Shared>,
     attachment: TcAttachment,
-    buffers: Vec<PerfEventArrayBuffer<MapData>>,
+    ring: RingBuf<MapData>,
     netns: Netns,
     ifindex: u32,
     options: CaptureOptions,
@@ -512,7 +483,6 @@ impl Reader {
             truncated,
             written: self.writer.written,
             not_written: self.writer.not_written,
-            lost_notified: self.writer.lost_notified,
             bytes_written,
             elapsed: started.elapsed(),
         }
@@ -562,14 +532,14 @@ impl Reader {
     /// Wait for data (unless paused) or a wake-up. True if anything is
     /// readable.
     fn poll(&self, timeout: Duration, paused: bool) -> bool {
-        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.buffers.len() + 1);
-        fds.push(pollfd(self.shared.wake.as_raw_fd()));
-        if !paused {
-            fds.extend(self.buffers.iter().map(|b| pollfd(b.as_raw_fd())));
-        }
+        let mut fds = [
+            pollfd(self.shared.wake.as_raw_fd()),
+            pollfd(self.ring.as_raw_fd()),
+        ];
+        let count = if paused { 1 } else { 2 };
         let ms = timeout.as_millis().clamp(0, i32::MAX as u128) as i32;
-        // SAFETY: `fds` is a valid array of pollfd of the given length.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        // SAFETY: `fds` is a valid array of at least `count` pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), count, ms) };
         if n > 0 && fds[0].revents != 0 {
             let mut counter = 0u64;
             // SAFETY: reads 8 bytes into a valid u64 from our eventfd.
@@ -578,11 +548,11 @@ impl Reader {
         n > 0
     }
 
-    /// Move every sample the buffers hold into the file.
+    /// Move every record the ring holds into the file.
     fn drain(&mut self) {
         let writer = &mut self.writer;
-        for buffer in &mut self.buffers {
-            buffer.for_each(|event| writer.on_event(event));
+        while let Some(record) = self.ring.next() {
+            writer.on_record(&record);
         }
         self.shared.written.store(writer.written, Ordering::Relaxed);
         self.shared.bytes.store(writer.bytes(), Ordering::Relaxed);
@@ -630,7 +600,7 @@ impl CaptureHandle {
         self.thread.as_ref().is_none_or(|t| t.is_finished())
     }
 
-    /// Pause or resume reading the perf buffers, leaving the kernel side
+    /// Pause or resume reading the ring buffer, leaving the kernel side
     /// running: what a stalled reader looks like, for testing and
     /// diagnosing loss accounting. While paused, matched packets that do
     /// not fit the buffers are counted as lost.
@@ -663,7 +633,6 @@ impl CaptureHandle {
             truncated: 0,
             written: 0,
             not_written: 0,
-            lost_notified: 0,
             bytes_written: file_len(&self.path).unwrap_or(0),
             elapsed: Duration::ZERO,
         })

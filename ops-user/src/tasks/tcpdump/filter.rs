@@ -2,7 +2,7 @@
 
 use ops_common::tc::{
     CaptureConfig, CFG_CAPTURE, CFG_DST_ADDR, CFG_DST_PORT, CFG_IPV4, CFG_IPV6, CFG_PROTOCOL,
-    CFG_SRC_ADDR, CFG_SRC_PORT, MAX_PERF_CAPTURE,
+    CFG_SRC_ADDR, CFG_SRC_PORT, MAX_CAPTURE,
 };
 
 use super::options::{CaptureOptions, Family, Prefix};
@@ -12,9 +12,8 @@ pub fn capture_config(options: &CaptureOptions) -> CaptureConfig {
     let filter = &options.filter;
     let mut cfg = CaptureConfig {
         flags: CFG_CAPTURE,
-        // A perf sample cannot carry more; longer packets are truncated and
-        // counted (see MAX_PERF_CAPTURE).
-        snaplen: options.snaplen.min(MAX_PERF_CAPTURE),
+        // Validation already bounds it; the kernel relies on the bound.
+        snaplen: options.snaplen.min(MAX_CAPTURE),
         ..CaptureConfig::default()
     };
     match filter.family() {
@@ -79,7 +78,8 @@ mod tests {
     fn no_condition_captures_everything() {
         let c = config(r#"{"Enable":true}"#);
         assert_eq!(c.flags, CFG_CAPTURE);
-        assert_eq!(c.snaplen, 65535.min(MAX_PERF_CAPTURE));
+        assert_eq!(c.snaplen, 65535);
+        assert!(super::super::options::MAX_SNAPLEN <= MAX_CAPTURE);
     }
 
     #[test]

@@ -40,8 +40,8 @@ impl fmt::Display for StopReason {
 
 /// The counters of a finished capture.
 ///
-/// In the kernel, every matched packet is either handed to the perf buffer
-/// (`captured`) or refused because the buffer was full (`lost`), so
+/// In the kernel, every matched packet is either put in the ring buffer
+/// (`captured`) or refused because the ring was full (`lost`), so
 /// `matched == captured + lost` exactly. Userspace then writes every
 /// captured packet it reads (`written`) until a limit stops it; those left
 /// after the limit are `not_written`. So `captured == written + not_written`.
@@ -53,20 +53,17 @@ pub struct Summary {
     pub seen: u64,
     /// Packets that satisfied the filter.
     pub matched: u64,
-    /// Matched packets delivered to userspace.
+    /// Matched packets put in the ring buffer for userspace.
     pub captured: u64,
     /// Matched packets lost because the buffer was full.
     pub lost: u64,
-    /// Captured packets cut short (by `Snaplen`, or by the perf sample size
-    /// limit for packets over 64 KiB); their real length is in the file.
+    /// Captured packets cut short by `Snaplen`; their real length is in the
+    /// file.
     pub truncated: u64,
     /// Packets in the file.
     pub written: u64,
     /// Captured packets not written because a limit was reached first.
     pub not_written: u64,
-    /// Loss notices of the perf buffers (`PERF_RECORD_LOST`); the same
-    /// events as `lost`, seen from userspace, kept as a cross-check.
-    pub lost_notified: u64,
     /// Size of the file.
     pub bytes_written: u64,
     pub elapsed: Duration,
