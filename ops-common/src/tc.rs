@@ -122,13 +122,23 @@ pub struct PacketMeta {
     pub cap_len: u32,
     /// A [`Direction`] as `u32`.
     pub direction: u32,
-    /// Explicit padding to a multiple of 8.
-    pub _pad: u32,
+    /// A VLAN tag the driver took out of the packet bytes (acceleration):
+    /// `proto << 16 | tci`, 0 for none. Userspace puts it back.
+    pub vlan: u32,
 }
 
 const _: () = assert!(size_of::<PacketMeta>() == 24);
 
 impl PacketMeta {
+    /// The VLAN tag to insert after the MAC addresses, if any.
+    pub const fn vlan_tag(&self) -> Option<[u8; 4]> {
+        if self.vlan == 0 {
+            return None;
+        }
+        let [p0, p1, t0, t1] = self.vlan.to_be_bytes();
+        Some([p0, p1, t0, t1])
+    }
+
     /// Read the header at the start of a ring buffer record.
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         if bytes.len() < size_of::<Self>() {
@@ -179,7 +189,7 @@ mod tests {
             orig_len: 65226,
             cap_len: 1500,
             direction: Direction::Egress as u32,
-            _pad: 0,
+            vlan: 0x8100_0064,
         };
         // SAFETY: PacketMeta is repr(C) plain data without implicit padding.
         let bytes: [u8; 24] = unsafe { core::mem::transmute(meta) };

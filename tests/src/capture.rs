@@ -516,3 +516,96 @@ impl Drop for Scratch {
         }
     }
 }
+
+impl Lab {
+    /// Send `frames` as raw Ethernet frames out of `a`'s eth0 (an
+    /// AF_PACKET socket: the bytes go out exactly as given).
+    pub fn send_raw(&self, frames: &[Vec<u8>]) {
+        self.pair
+            .a
+            .open()
+            .run(|| {
+                let ifindex = nix::net::if_::if_nametoindex("eth0").unwrap();
+                // SAFETY: plain socket(2)/sendto(2) on a fresh fd, closed below.
+                unsafe {
+                    let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+                    assert!(
+                        fd >= 0,
+                        "packet socket: {}",
+                        std::io::Error::last_os_error()
+                    );
+                    let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+                    addr.sll_family = libc::AF_PACKET as u16;
+                    addr.sll_ifindex = ifindex as i32;
+                    addr.sll_halen = 6;
+                    for frame in frames {
+                        let n = libc::sendto(
+                            fd,
+                            frame.as_ptr().cast(),
+                            frame.len(),
+                            0,
+                            (&raw const addr).cast(),
+                            size_of::<libc::sockaddr_ll>() as u32,
+                        );
+                        assert_eq!(
+                            n,
+                            frame.len() as isize,
+                            "{}",
+                            std::io::Error::last_os_error()
+                        );
+                    }
+                    libc::close(fd);
+                }
+                Ok(())
+            })
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    /// eth0's MAC address in `a` and in `b`.
+    pub fn macs(&self) -> ([u8; 6], [u8; 6]) {
+        let mac = |ns: &str| {
+            let text = sh_in(ns, &["cat", "/sys/class/net/eth0/address"]);
+            let mut out = [0u8; 6];
+            for (o, part) in out.iter_mut().zip(text.trim().split(':')) {
+                *o = u8::from_str_radix(part, 16).unwrap();
+            }
+            out
+        };
+        (mac(&self.pair.a.name), mac(&self.pair.b.name))
+    }
+}
+
+/// An Ethernet frame carrying IPv4/UDP `src:sport -> dst:dport`, with an
+/// 802.1Q tag of `vlan` if given.
+pub fn udp_frame(
+    macs: ([u8; 6], [u8; 6]),
+    vlan: Option<u16>,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    ports: (u16, u16),
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&macs.1);
+    f.extend_from_slice(&macs.0);
+    if let Some(id) = vlan {
+        f.extend_from_slice(&[0x81, 0x00]);
+        f.extend_from_slice(&id.to_be_bytes());
+    }
+    f.extend_from_slice(&[0x08, 0x00]);
+    let total = (20 + 8 + payload.len()) as u16;
+    let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 17, 0, 0];
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    let sum = checksum(&ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&ports.0.to_be_bytes());
+    f.extend_from_slice(&ports.1.to_be_bytes());
+    f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    f
+}

@@ -7,11 +7,15 @@
 //! capture and one tcpdump per case) over one traffic mix, which also shows
 //! that captures attached together never hide packets from each other.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    net::Ipv4Addr,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use ops_tests::{
     capture::{
-        assert_nothing_attached, assert_tools_read, contents, read_capture, Lab, Oracle, Scratch,
+        assert_nothing_attached, assert_tools_read, contents, read_capture, udp_frame, Lab, Oracle,
+        Scratch,
     },
     privileged,
 };
@@ -366,5 +370,64 @@ fn two_groups_capture_at_once_without_mixing() {
             assert_eq!(p.data[28], own, "a packet of another group");
             assert_ne!(p.data[28], foreign);
         }
+    }
+}
+
+/// 802.1Q tags in the packet bytes: the filter looks through one tag, and
+/// the file holds the tagged frame as tcpdump shows it.
+#[test]
+fn vlan_tagged_frames_are_filtered_through_their_tag() {
+    if !privileged("vlan_tagged_frames_are_filtered_through_their_tag") {
+        return;
+    }
+    let lab = Lab::new("vlan");
+    let scratch = Scratch::new("vlan");
+    let n = lab.pair.subnet as u8;
+    let (src, dst) = (Ipv4Addr::new(10, 201, n, 1), Ipv4Addr::new(10, 201, n, 2));
+    let other = Ipv4Addr::new(10, 201, n, 3);
+    let macs = lab.macs();
+    let mut frames = Vec::new();
+    for i in 0..12u16 {
+        let (vlan, to, dport) = match i % 4 {
+            0 => (Some(100), dst, 4300), // matches
+            1 => (None, dst, 4300),      // matches, untagged
+            2 => (Some(100), other, 4300),
+            _ => (Some(200), dst, 4301),
+        };
+        frames.push(udp_frame(
+            macs,
+            vlan,
+            src,
+            to,
+            (4200, dport),
+            &vec![i as u8; 30 + usize::from(i)],
+        ));
+    }
+    let oracle = Oracle::start(lab.a_name(), &scratch.file("vlan.pcap"), None, "");
+    let capture = start(
+        &lab,
+        "eci-vlan",
+        &format!(r#"{{"Enable":true,"Protocol":"udp","DestIp":"{dst}","DestPort":4300}}"#),
+        scratch.file("vlan.pcapng"),
+        AttachMode::Auto,
+    );
+    lab.send_raw(&frames);
+    let summary = capture.stop(StopReason::Disabled);
+    let oracle = oracle.finish();
+    let (ours, _) = read_capture(&summary.path);
+    let (theirs, _) = read_capture(&oracle);
+    assert_eq!(theirs.len(), frames.len(), "tcpdump saw every frame sent");
+    let expected: Vec<_> = frames
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 4 < 2)
+        .map(|(_, f)| (f.clone(), f.len() as u32))
+        .collect();
+    let mut expected = expected;
+    expected.sort();
+    assert_eq!(contents(&ours), expected);
+    // And those frames are byte for byte what tcpdump recorded.
+    for p in &ours {
+        assert!(theirs.iter().any(|t| t.data == p.data));
     }
 }

@@ -195,7 +195,7 @@ fn emit<const N: usize>(ctx: &TcContext, len: u32, cap: u32, direction: Directio
             orig_len: len,
             cap_len: n as u32,
             direction: direction as u32,
-            _pad: 0,
+            vlan: vlan_of(ctx),
         };
         bpf_skb_load_bytes(
             ctx.as_ptr(),
@@ -212,6 +212,23 @@ fn emit<const N: usize>(ctx: &TcContext, len: u32, cap: u32, direction: Directio
     // busy reader costs the hot path no wakeups.
     entry.submit(0);
     Some(n as u32)
+}
+
+/// The 802.1Q/802.1ad tag the driver moved out of the packet bytes into
+/// the skb (VLAN acceleration), for userspace to put back, as libpcap does:
+/// `proto << 16 | tci`, or 0 without one.
+#[inline(always)]
+fn vlan_of(ctx: &TcContext) -> u32 {
+    let skb = ctx.skb.skb;
+    // SAFETY: reads of `__sk_buff` fields through the context pointer,
+    // which the verifier rewrites into the real skb accesses.
+    unsafe {
+        if (*skb).vlan_present == 0 {
+            return 0;
+        }
+        // `vlan_proto` holds the network-order value.
+        (u32::from(u16::from_be((*skb).vlan_proto as u16)) << 16) | ((*skb).vlan_tci & 0xffff)
+    }
 }
 
 /// IPv4 header up to the addresses (RFC 791).

@@ -219,6 +219,7 @@ impl Capture {
             written: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
         });
+        let snaplen = options.snaplen;
         let reader = Reader {
             shared: Arc::clone(&shared),
             attachment,
@@ -234,6 +235,8 @@ impl Capture {
                 packet_num: None,
                 written: 0,
                 not_written: 0,
+                scratch: Vec::new(),
+                snaplen,
                 error: None,
             },
             path: out.clone(),
@@ -354,6 +357,9 @@ struct Writer {
     packet_num: Option<u64>,
     written: u64,
     not_written: u64,
+    /// For packets whose VLAN tag is put back.
+    scratch: Vec<u8>,
+    snaplen: u32,
     error: Option<io::Error>,
 }
 
@@ -377,12 +383,20 @@ impl Writer {
             self.not_written += 1;
             return;
         };
-        match sink.write_packet(
-            self.clock.wall(meta.ktime_ns),
-            meta.orig_len,
-            data,
-            direction,
-        ) {
+        // Put an accelerated VLAN tag back where it was on the wire (after
+        // the MAC addresses), as libpcap does, then apply the snaplen.
+        let (data, orig_len) = match meta.vlan_tag() {
+            Some(tag) if data.len() >= 12 => {
+                self.scratch.clear();
+                self.scratch.extend_from_slice(&data[..12]);
+                self.scratch.extend_from_slice(&tag);
+                self.scratch.extend_from_slice(&data[12..]);
+                self.scratch.truncate(self.snaplen as usize);
+                (&self.scratch[..], meta.orig_len + 4)
+            }
+            _ => (data, meta.orig_len),
+        };
+        match sink.write_packet(self.clock.wall(meta.ktime_ns), orig_len, data, direction) {
             Ok(true) => {
                 self.written += 1;
                 if self.packet_num.is_some_and(|n| self.written >= n) {
