@@ -609,3 +609,128 @@ pub fn udp_frame(
     f.extend_from_slice(payload);
     f
 }
+
+impl Lab {
+    /// Turn IPv6 on for eth0 on both sides without link-local addresses or
+    /// DAD (no autoconfiguration noise), with `a` at fd00:200:N::1 and ::11
+    /// and `b` at fd00:200:N::2, and static neighbours. Returns the prefix.
+    pub fn add_ipv6(&self) -> String {
+        let prefix = format!("fd00:200:{}::", self.pair.subnet);
+        let (mac_a, mac_b) = {
+            let mac = |ns: &str| {
+                sh_in(ns, &["cat", "/sys/class/net/eth0/address"])
+                    .trim()
+                    .to_owned()
+            };
+            (mac(&self.pair.a.name), mac(&self.pair.b.name))
+        };
+        for (ns, addrs, peer, peer_mac) in [
+            (&self.pair.a.name, vec!["1", "11"], vec!["2"], &mac_b),
+            (&self.pair.b.name, vec!["2"], vec!["1", "11"], &mac_a),
+        ] {
+            for setting in [
+                "addr_gen_mode=1",
+                "accept_dad=0",
+                "accept_ra=0",
+                "router_solicitations=0",
+                "disable_ipv6=0",
+            ] {
+                sh_in(
+                    ns,
+                    &["sysctl", "-qw", &format!("net.ipv6.conf.eth0.{setting}")],
+                );
+            }
+            for a in addrs {
+                sh_in(
+                    ns,
+                    &[
+                        "ip",
+                        "-6",
+                        "addr",
+                        "add",
+                        &format!("{prefix}{a}/64"),
+                        "dev",
+                        "eth0",
+                        "nodad",
+                    ],
+                );
+            }
+            for p in peer {
+                sh_in(
+                    ns,
+                    &[
+                        "ip",
+                        "-6",
+                        "neigh",
+                        "replace",
+                        &format!("{prefix}{p}"),
+                        "lladdr",
+                        peer_mac,
+                        "dev",
+                        "eth0",
+                        "nud",
+                        "permanent",
+                    ],
+                );
+            }
+        }
+        prefix
+    }
+
+    /// UDP from a's ::1 and ::11 (ports 4001, 4002) to b's ::2 (5001,
+    /// 5002), and one TCP exchange a -> b port 6001, over IPv6.
+    pub fn traffic_ipv6(&self, prefix: &str) {
+        let (a, b) = (self.pair.a.open(), self.pair.b.open());
+        let dst = format!("{prefix}2");
+        let sinks: Vec<UdpSocket> = b
+            .run(|| {
+                Ok([5001u16, 5002]
+                    .iter()
+                    .map(|p| UdpSocket::bind(("::", *p)).unwrap())
+                    .collect())
+            })
+            .unwrap();
+        let listener = b
+            .run(|| Ok(TcpListener::bind(("::", 6001)).unwrap()))
+            .unwrap();
+        let senders: Vec<UdpSocket> = a
+            .run(|| {
+                Ok([("1", 4001u16), ("11", 4002)]
+                    .iter()
+                    .map(|(h, p)| UdpSocket::bind((format!("{prefix}{h}").as_str(), *p)).unwrap())
+                    .collect())
+            })
+            .unwrap();
+        for (i, s) in senders.iter().enumerate() {
+            for port in [5001u16, 5002] {
+                s.send_to(
+                    &vec![i as u8; 50 + usize::from(port - 5000)],
+                    (dst.as_str(), port),
+                )
+                .unwrap();
+            }
+        }
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut got = Vec::new();
+                conn.read_to_end(&mut got).unwrap();
+            });
+            let mut conn = a
+                .run(|| Ok(TcpStream::connect((dst.as_str(), 6001)).unwrap()))
+                .unwrap();
+            conn.write_all(&[1u8; 2000]).unwrap();
+        });
+        let mut buf = [0u8; 512];
+        let mut received = 0;
+        for s in &sinks {
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            while s.recv_from(&mut buf).is_ok() {
+                received += 1;
+            }
+        }
+        assert_eq!(received, 4);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

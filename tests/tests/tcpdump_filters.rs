@@ -431,3 +431,78 @@ fn vlan_tagged_frames_are_filtered_through_their_tag() {
         assert!(theirs.iter().any(|t| t.data == p.data));
     }
 }
+
+/// IPv6 addresses and prefixes (an extension of the documented API), with
+/// ports and protocols, against tcpdump.
+#[test]
+fn ipv6_filters_match_tcpdump() {
+    if !privileged("ipv6_filters_match_tcpdump") {
+        return;
+    }
+    let lab = Lab::new("ip6");
+    let scratch = Scratch::new("ip6");
+    let p = lab.add_ipv6();
+    let cases = [
+        case(
+            "v6udp",
+            format!(r#"{{"Enable":true,"Protocol":"udp","DestIp":"{p}2"}}"#),
+            format!("udp and dst host {p}2"),
+        ),
+        case(
+            "v6src",
+            format!(r#"{{"Enable":true,"SourceCidr":"{p}10/124"}}"#),
+            format!("src net {p}10/124"),
+        ),
+        case(
+            "v6port",
+            format!(r#"{{"Enable":true,"DestCidr":"{p}/64","DestPort":5002}}"#),
+            format!("dst net {p}/64 and dst port 5002"),
+        ),
+        case(
+            "v6tcp",
+            r#"{"Enable":true,"Protocol":"tcp","SourcePort":6001}"#.into(),
+            "tcp and src port 6001".into(),
+        ),
+    ];
+    let oracles: Vec<Oracle> = cases
+        .iter()
+        .map(|c| {
+            Oracle::start(
+                lab.a_name(),
+                &scratch.file(&format!("{}.pcap", c.name)),
+                None,
+                &c.expr,
+            )
+        })
+        .collect();
+    let captures: Vec<CaptureHandle> = cases
+        .iter()
+        .map(|c| {
+            start(
+                &lab,
+                "eci-ip6",
+                &c.json,
+                scratch.file(&format!("{}.pcapng", c.name)),
+                AttachMode::Auto,
+            )
+        })
+        .collect();
+    lab.traffic_ipv6(&p);
+    let summaries: Vec<_> = captures
+        .into_iter()
+        .map(|c| c.stop(StopReason::Disabled))
+        .collect();
+    for ((c, summary), oracle) in cases.iter().zip(&summaries).zip(oracles) {
+        let (ours, _) = read_capture(&summary.path);
+        let (theirs, _) = read_capture(&oracle.finish());
+        assert!(!theirs.is_empty(), "{}: traffic for `{}`", c.name, c.expr);
+        assert_eq!(
+            contents(&ours),
+            contents(&theirs),
+            "{}: {} vs `{}`",
+            c.name,
+            c.json,
+            c.expr
+        );
+    }
+}
