@@ -5,7 +5,10 @@ use ops_common::tc::{
     CFG_SRC_ADDR, CFG_SRC_PORT, MAX_CAPTURE,
 };
 
-use super::options::{CaptureOptions, Family, Prefix};
+use super::options::{CaptureOptions, Family, Prefix, MAX_SNAPLEN};
+
+// Every snaplen the API accepts fits one packet record.
+const _: () = assert!(MAX_SNAPLEN <= MAX_CAPTURE);
 
 /// The configuration the `ops-tc` programs are loaded with for `options`.
 pub fn capture_config(options: &CaptureOptions) -> CaptureConfig {
@@ -79,7 +82,6 @@ mod tests {
         let c = config(r#"{"Enable":true}"#);
         assert_eq!(c.flags, CFG_CAPTURE);
         assert_eq!(c.snaplen, 65535);
-        assert!(super::super::options::MAX_SNAPLEN <= MAX_CAPTURE);
     }
 
     #[test]
