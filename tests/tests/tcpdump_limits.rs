@@ -399,3 +399,42 @@ fn start_errors_have_exact_codes_and_leave_nothing() {
         );
     }
 }
+
+#[test]
+fn if_device_name_selects_the_interface() {
+    if !privileged("if_device_name_selects_the_interface") {
+        return;
+    }
+    let (lab, scratch) = (Lab::new("lo"), Scratch::new("lo"));
+    let capture = start(
+        &lab,
+        &scratch,
+        r#"{"Enable":true,"IfDeviceName":"lo","Protocol":"udp","DestPort":7010}"#,
+        Tuning::default(),
+    );
+    // Traffic on eth0 does not reach lo's capture...
+    lab.udp_burst(7010, 3, 64);
+    // ...loopback traffic does: each datagram leaves (egress) and comes
+    // back in (ingress) on lo.
+    let a = lab.pair.a.open();
+    a.run(|| {
+        let rx = std::net::UdpSocket::bind("127.0.0.1:7010").unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..5u8 {
+            tx.send_to(&[i; 20], "127.0.0.1:7010").unwrap();
+        }
+        let mut buf = [0u8; 64];
+        for _ in 0..5 {
+            rx.recv_from(&mut buf).unwrap();
+        }
+        Ok(())
+    })
+    .unwrap();
+    let summary = capture.stop(StopReason::Disabled);
+    assert_eq!(summary.written, 10, "{summary:?}");
+    let (packets, info) = read_capture(&summary.path);
+    assert_eq!(info.name.as_deref(), Some("lo"));
+    assert_eq!(packets.iter().filter(|p| p.direction == 1).count(), 5);
+    assert_eq!(packets.iter().filter(|p| p.direction == 2).count(), 5);
+    assert_consistent(&summary);
+}

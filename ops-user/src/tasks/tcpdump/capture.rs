@@ -444,20 +444,20 @@ impl Reader {
         // Detach first: from here on the kernel delivers nothing new, so
         // draining empties the buffers for good and the counters are final.
         self.attachment.detach();
-        self.drain();
-        let stat = |s| {
-            Direction::ALL
-                .iter()
-                .map(|d| self.attachment.stat(*d, s).unwrap_or(0))
-                .sum::<u64>()
-        };
-        let (seen, matched, captured, lost, truncated) = (
-            stat(STAT_SEEN),
-            stat(STAT_MATCHED),
-            stat(STAT_CAPTURED),
-            stat(STAT_LOST),
-            stat(STAT_TRUNCATED),
-        );
+        // A program that started before the detach may still be finishing
+        // on another CPU (clsact filters go away after an RCU grace period):
+        // drain until every record the counters know of has been read.
+        let mut counters = self.counters();
+        for _ in 0..50 {
+            self.drain();
+            let captured = counters.2;
+            if captured <= self.writer.written + self.writer.not_written {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+            counters = self.counters();
+        }
+        let (seen, matched, captured, lost, truncated) = counters;
 
         let mut stop_reason = reason;
         let mut bytes_written = self.writer.bytes();
@@ -500,6 +500,24 @@ impl Reader {
             bytes_written,
             elapsed: started.elapsed(),
         }
+    }
+
+    /// The kernel's counters, both directions summed: seen, matched,
+    /// captured, lost, truncated.
+    fn counters(&self) -> (u64, u64, u64, u64, u64) {
+        let stat = |s| {
+            Direction::ALL
+                .iter()
+                .map(|d| self.attachment.stat(*d, s).unwrap_or(0))
+                .sum::<u64>()
+        };
+        (
+            stat(STAT_SEEN),
+            stat(STAT_MATCHED),
+            stat(STAT_CAPTURED),
+            stat(STAT_LOST),
+            stat(STAT_TRUNCATED),
+        )
     }
 
     /// Read packets until something says stop; return what.
