@@ -29,6 +29,7 @@ use crate::{
     store::Store,
     tasks::{
         coredump::{Coredump, CoredumpConfig, EnableOptions},
+        tcpdump::Tcpdump,
         Tasks,
     },
 };
@@ -99,7 +100,11 @@ pub async fn serve(config: Config, coredump_groups: Vec<(String, PathBuf)>) -> a
             .enable(group, cgroup, EnableOptions::default())
             .with_context(|| format!("enabling coredump for {group} ({})", cgroup.display()))?;
     }
-    let tasks = Tasks::new(coredump);
+    let tc_attach = config
+        .tc_attach
+        .from_env_or()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let tasks = Tasks::new(config.data_dir.clone(), Tcpdump::new(tc_attach), coredump);
     if let Err(e) = tasks.rearm(&registry, &records) {
         tracing::warn!("re-arming coredump groups: {e}");
     }

@@ -4,6 +4,7 @@
 //! Every test namespace is named `opst-<pid>-<tag>`, so a leftover is easy to
 //! attribute, and addresses come from 10.200.0.0/16; nothing is routed out.
 
+pub mod capture;
 pub mod kernel;
 
 use std::{

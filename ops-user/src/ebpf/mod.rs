@@ -87,14 +87,26 @@ pub fn load(
     bytes: &[u8],
     globals: impl IntoIterator<Item = (&'static str, u32)>,
 ) -> Result<Ebpf, EbpfError> {
+    let values: Vec<(&'static str, u32)> = globals.into_iter().collect();
+    load_with(object, bytes, |loader| {
+        for (name, value) in &values {
+            loader.override_global(name, value, true);
+        }
+    })
+}
+
+/// Load an embedded object after `configure` has set up the loader, e.g. to
+/// override a global of a `Pod` struct type.
+pub fn load_with<'a>(
+    object: &'static str,
+    bytes: &[u8],
+    configure: impl FnOnce(&mut EbpfLoader<'a>),
+) -> Result<Ebpf, EbpfError> {
     if bytes.is_empty() {
         return Err(EbpfError::NotBuilt);
     }
-    let values: Vec<(&'static str, u32)> = globals.into_iter().collect();
     let mut loader = EbpfLoader::new();
-    for (name, value) in &values {
-        loader.override_global(name, value, true);
-    }
+    configure(&mut loader);
     loader
         .load(bytes)
         .map_err(|source| EbpfError::Load { object, source })

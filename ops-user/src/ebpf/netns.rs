@@ -78,6 +78,27 @@ impl Netns {
         })
     }
 
+    /// The namespace's identity (device and inode of its nsfs file).
+    pub fn id(&self) -> (u64, u64) {
+        use std::os::unix::fs::MetadataExt as _;
+        self.file
+            .metadata()
+            .map(|m| (m.dev(), m.ino()))
+            .unwrap_or((0, 0))
+    }
+
+    /// Whether the path this namespace was opened by still names it. When
+    /// `ip netns del` removes the name, or the process of `/proc/PID/ns/net`
+    /// exits, the namespace is gone for its owner, even though this handle
+    /// keeps the kernel object (and its interfaces) alive.
+    pub fn still_named(&self) -> bool {
+        use std::os::unix::fs::MetadataExt as _;
+        match (std::fs::metadata(&self.path), self.file.metadata()) {
+            (Ok(named), Ok(held)) => named.dev() == held.dev() && named.ino() == held.ino(),
+            _ => false,
+        }
+    }
+
     /// The index of interface `name` inside this namespace.
     pub fn ifindex(&self, name: &str) -> Result<u32, EbpfError> {
         self.run(|| {

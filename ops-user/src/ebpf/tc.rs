@@ -6,7 +6,9 @@
 //!   detaches it when its fd closes, so a crashed daemon leaves nothing.
 //! - **clsact + cls_bpf** over netlink (older kernels): filters outlive the
 //!   process, so they are removed explicitly, and a clsact qdisc is deleted
-//!   only if this attachment created it and no filter is left on it.
+//!   only if this process created it, no attachment of this process still
+//!   uses it, and no filter is left on it. Several captures may share one
+//!   qdisc: the first creates it, the last one out deletes it.
 //!
 //! [`TcAttachment`] owns the result and undoes it on drop.
 
@@ -130,6 +132,7 @@ impl TcAttachment {
         let ifindex = netns.ifindex(interface)?;
 
         let ns = netns.clone();
+        let netns_key = netns.id();
         let (links, attached, created_clsact) = ns.run(|| {
             let tcx = match mode {
                 AttachMode::Clsact => None,
@@ -145,8 +148,12 @@ impl TcAttachment {
             match tcx {
                 Some(links) => Ok((links, Attached::Tcx, false)),
                 None => {
+                    // Held across create-or-reuse and registration, so a
+                    // concurrent attach or detach cannot slip in between.
+                    let mut owners = ClsactOwners::lock();
                     let (links, created) = attach_clsact(&mut ebpf, interface, ifindex)?;
-                    Ok((links, Attached::Clsact, created))
+                    let owned = ClsactOwners::join(&mut owners, netns_key, ifindex, created);
+                    Ok((links, Attached::Clsact, owned))
                 }
             }
         })?;
@@ -204,16 +211,24 @@ impl TcAttachment {
     }
 }
 
-impl Drop for TcAttachment {
-    fn drop(&mut self) {
+impl TcAttachment {
+    /// Detach the programs now (idempotent), keeping the loaded object and
+    /// its maps readable: a capture detaches first, then drains its buffers
+    /// and reads the final counters.
+    pub fn detach(&mut self) {
+        if self.links.is_empty() {
+            return;
+        }
         let links = std::mem::take(&mut self.links);
-        let (ifindex, created) = (self.ifindex, self.created_clsact);
+        let (ifindex, owned) = (self.ifindex, std::mem::take(&mut self.created_clsact));
         let interface = self.interface.clone();
+        let netns_key = self.netns.id();
         let result = self.netns.run(move || {
             // Dropping a link detaches it: TCX closes the link fd, netlink
             // deletes the filter by priority and handle in this namespace.
+            let mut owners = ClsactOwners::lock();
             drop(links);
-            if created {
+            if owned && ClsactOwners::leave(&mut owners, netns_key, ifindex) {
                 let left = netlink::filter_count(ifindex, netlink::Hook::Ingress)?
                     + netlink::filter_count(ifindex, netlink::Hook::Egress)?;
                 if left == 0 {
@@ -231,6 +246,63 @@ impl Drop for TcAttachment {
         if let Err(e) = result {
             // The interface or namespace may be gone, taking everything with it.
             tracing::debug!(interface = %self.interface, "TC detach: {e}");
+        }
+    }
+}
+
+impl Drop for TcAttachment {
+    fn drop(&mut self) {
+        self.detach();
+    }
+}
+
+/// The clsact qdiscs this process created and the number of its
+/// attachments using each, so that concurrent captures on one interface
+/// share the qdisc and the last one out deletes it.
+struct ClsactOwners;
+
+type QdiscKey = ((u64, u64), u32);
+type Owners = Vec<(QdiscKey, usize)>;
+
+static CLSACT_OWNERS: std::sync::Mutex<Owners> = std::sync::Mutex::new(Vec::new());
+
+impl ClsactOwners {
+    fn lock() -> std::sync::MutexGuard<'static, Owners> {
+        CLSACT_OWNERS.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Register an attachment; `created` says whether it just created the
+    /// qdisc. Returns whether the attachment shares ownership.
+    fn join(owners: &mut Owners, netns: (u64, u64), ifindex: u32, created: bool) -> bool {
+        let key = (netns, ifindex);
+        if created {
+            // A qdisc we created before may have been deleted by someone
+            // else since; this is a new one.
+            owners.retain(|(k, _)| *k != key);
+            owners.push((key, 1));
+            return true;
+        }
+        match owners.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, users)) => {
+                *users += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Unregister an owning attachment; true if it was the last one.
+    fn leave(owners: &mut Owners, netns: (u64, u64), ifindex: u32) -> bool {
+        let key = (netns, ifindex);
+        let Some(i) = owners.iter().position(|(k, _)| *k == key) else {
+            return false;
+        };
+        owners[i].1 -= 1;
+        if owners[i].1 == 0 {
+            owners.swap_remove(i);
+            true
+        } else {
+            false
         }
     }
 }

@@ -7,13 +7,17 @@ pub mod tcpdump;
 
 use std::{
     collections::HashMap,
+    os::unix::fs::DirBuilderExt as _,
     path::{Path, PathBuf},
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
 };
 
 use serde_json::{json, Value};
 
-use self::coredump::{Coredump, CoredumpSetting, CrashRecord};
+use self::{
+    coredump::{Coredump, CoredumpSetting, CrashRecord},
+    tcpdump::{StopReason, Summary, Tcpdump, TcpdumpRequest},
+};
 use crate::{
     api::ApiError,
     instances::{Instance, Registry},
@@ -24,15 +28,24 @@ use crate::{
 /// A validated OpsValue.
 #[derive(Debug)]
 pub enum TaskRequest {
-    Tcpdump(String),
+    Tcpdump(TcpdumpRequest),
     Coredump(CoredumpSetting),
 }
 
 /// The result string ECI returns for a coredump setting.
 pub const COREDUMP_RESULT: &str = "Coredump settings has been configured successfully.";
 
+/// The result string for a tcpdump setting.
+pub const TCPDUMP_STARTED: &str = "Enable Success";
+pub const TCPDUMP_STOPPED: &str = "Disable Success";
+
 /// The engines behind CreateInstanceOpsTask.
 pub struct Tasks {
+    /// Captures are written under `<data_dir>/tcpdump/<group>/`.
+    data_dir: PathBuf,
+    tcpdump: Tcpdump,
+    /// The Ready record of each group's running capture.
+    captures: Arc<Mutex<HashMap<String, String>>>,
     coredump: Mutex<Option<Coredump>>,
     /// The Ready arming record of each coredump-enabled group.
     armed: Mutex<HashMap<String, String>>,
@@ -43,8 +56,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Tasks {
-    pub fn new(coredump: Coredump) -> Self {
+    pub fn new(data_dir: PathBuf, tcpdump: Tcpdump, coredump: Coredump) -> Self {
         Self {
+            data_dir,
+            tcpdump,
+            captures: Arc::default(),
             coredump: Mutex::new(Some(coredump)),
             armed: Mutex::default(),
         }
@@ -53,7 +69,7 @@ impl Tasks {
     /// Validate an OpsValue for `ops_type`.
     pub fn parse(&self, ops_type: &str, value: &str) -> Result<TaskRequest, ApiError> {
         match ops_type {
-            "tcpdump" => Ok(TaskRequest::Tcpdump(value.to_owned())),
+            "tcpdump" => Ok(TaskRequest::Tcpdump(TcpdumpRequest::parse(value)?)),
             "coredump" => Ok(TaskRequest::Coredump(coredump::parse_ops_value(value)?)),
             other => Err(ApiError::OpsTypeNotSupport(format!(
                 "OpsType `{other}` is not supported"
@@ -103,14 +119,89 @@ impl Tasks {
         &self,
         instance: &Instance,
         task: TaskRequest,
-        records: &Records,
+        records: &Arc<Records>,
     ) -> Result<String, ApiError> {
         match task {
             TaskRequest::Coredump(setting) => self.coredump(instance, setting, records),
-            TaskRequest::Tcpdump(_) => Err(ApiError::OpsExecuteTaskFail(
-                "tcpdump is not available on this node".into(),
-            )),
+            TaskRequest::Tcpdump(request) => self.tcpdump(instance, request, records),
         }
+    }
+
+    fn tcpdump(
+        &self,
+        instance: &Instance,
+        request: TcpdumpRequest,
+        records: &Arc<Records>,
+    ) -> Result<String, ApiError> {
+        let options = match request {
+            TcpdumpRequest::Stop => {
+                // on_finish records the outcome before stop returns.
+                self.tcpdump.stop(&instance.id)?;
+                return Ok(TCPDUMP_STOPPED.to_owned());
+            }
+            TcpdumpRequest::Start(options) => options,
+        };
+        let netns_name = instance.netns.as_deref().ok_or_else(|| {
+            ApiError::OpsInstanceNotSupport(format!(
+                "container group {} has no network namespace",
+                instance.id
+            ))
+        })?;
+        let netns = crate::ebpf::netns::Netns::open(netns_name).map_err(|e| {
+            ApiError::OpsInstanceNotSupport(format!(
+                "container group {} is not running: {e}",
+                instance.id
+            ))
+        })?;
+        let dir = self.data_dir.join("tcpdump").join(&instance.id);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| {
+                ApiError::OpsExecuteTaskFail(format!("creating {}: {e}", dir.display()))
+            })?;
+        let detail = json!({ "Interface": options.interface, "Snaplen": options.snaplen });
+        let mut record = records.create(&instance.id, "tcpdump", OpsStatus::Ready, detail)?;
+        let out = dir.join(format!("{}.pcapng", record.id));
+        record.artifact = Some(out.clone());
+        records.finish(
+            &record.id,
+            OpsStatus::Ready,
+            Some(&out),
+            record.detail.clone(),
+        )?;
+
+        let (on_records, id, group, captures) = (
+            records.clone(),
+            record.id.clone(),
+            instance.id.clone(),
+            self.captures.clone(),
+        );
+        let on_finish = Box::new(move |summary: &Summary| {
+            lock(&captures).remove(&group);
+            let (status, artifact) = outcome(summary);
+            if let Err(e) = on_records.finish(&id, status, artifact, summary_json(summary)) {
+                tracing::error!(record = %id, "recording a finished capture: {e}");
+            }
+        });
+        // Registered before the start, so a capture that ends at once
+        // still finds its entry to remove.
+        lock(&self.captures).insert(instance.id.clone(), record.id.clone());
+        if let Err(e) = self
+            .tcpdump
+            .start(&instance.id, netns, options, out, Some(on_finish))
+        {
+            lock(&self.captures).remove(&instance.id);
+            records.finish(
+                &record.id,
+                OpsStatus::Failed,
+                None,
+                json!({ "Reason": e.message() }),
+            )?;
+            return Err(e);
+        }
+        Ok(TCPDUMP_STARTED.to_owned())
     }
 
     fn with_coredump<T>(
@@ -264,20 +355,37 @@ impl Tasks {
         Ok(())
     }
 
-    /// Live counters of a running task, if any.
-    pub fn progress(&self, _record: &Record) -> Value {
-        Value::Null
+    /// Live counters of a running capture, if `record` is one.
+    pub fn progress(&self, record: &Record) -> Value {
+        if lock(&self.captures).get(&record.group_id) != Some(&record.id) {
+            return Value::Null;
+        }
+        match self.tcpdump.progress(&record.group_id) {
+            Some(p) => json!({
+                "Captured": p.written,
+                "BytesWritten": p.bytes_written,
+                "Matched": p.matched,
+                "Lost": p.lost,
+                "ElapsedMs": p.elapsed.as_millis() as u64,
+                "Running": p.running,
+            }),
+            None => Value::Null,
+        }
     }
 
-    /// The file a running capture writes.
-    pub fn live_path(&self, _record: &Record) -> Option<PathBuf> {
-        None
+    /// The file a capture writes (or wrote).
+    pub fn live_path(&self, record: &Record) -> Option<PathBuf> {
+        (record.ops_type == "tcpdump")
+            .then(|| record.artifact.clone())
+            .flatten()
     }
 
     /// Stop everything at daemon shutdown: captures finish and are
     /// recorded, core_pattern is given back. Arming records stay Ready:
     /// the next start re-arms them.
     pub fn shutdown(&self, records: &Records) {
+        // Each capture completes its file and records itself (on_finish).
+        self.tcpdump.shutdown();
         if let Some(engine) = lock(&self.coredump).take() {
             engine.shutdown();
         }
@@ -285,6 +393,35 @@ impl Tasks {
             tracing::warn!("final record sync: {e}");
         }
     }
+}
+
+/// A finished capture's record state: Closed when disabled before
+/// anything was written, Failed on an error, Success (with the file)
+/// otherwise.
+fn outcome(summary: &Summary) -> (OpsStatus, Option<&Path>) {
+    match &summary.stop_reason {
+        StopReason::Error(_) => (OpsStatus::Failed, None),
+        StopReason::Disabled | StopReason::Shutdown if summary.written == 0 => {
+            (OpsStatus::Closed, None)
+        }
+        _ => (OpsStatus::Success, Some(summary.path.as_path())),
+    }
+}
+
+/// The capture summary as a record's detail.
+fn summary_json(s: &Summary) -> Value {
+    json!({
+        "StopReason": s.stop_reason.to_string(),
+        "Seen": s.seen,
+        "Matched": s.matched,
+        "Captured": s.captured,
+        "Lost": s.lost,
+        "Truncated": s.truncated,
+        "Written": s.written,
+        "NotWritten": s.not_written,
+        "BytesWritten": s.bytes_written,
+        "ElapsedMs": s.elapsed.as_millis() as u64,
+    })
 }
 
 /// A crash as a record: Success with the core, or Failed saying why not.
