@@ -50,10 +50,17 @@ impl Default for SysctlGuard {
     }
 }
 
-impl Drop for SysctlGuard {
-    fn drop(&mut self) {
+impl SysctlGuard {
+    /// Put the saved values back now (also done on drop).
+    pub fn restore(&self) {
         let _ = std::fs::write(CORE_PATTERN, self.pattern.trim_end_matches('\n'));
         let _ = std::fs::write(CORE_PIPE_LIMIT, self.pipe_limit.trim_end_matches('\n'));
+    }
+}
+
+impl Drop for SysctlGuard {
+    fn drop(&mut self) {
+        self.restore();
     }
 }
 

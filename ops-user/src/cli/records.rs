@@ -20,7 +20,7 @@ pub enum Command {
         id: String,
         /// Output file, or `-` for stdout.
         #[arg(short = 'o', long = "output-file", default_value = "-")]
-        output: PathBuf,
+        file: PathBuf,
     },
 }
 
@@ -62,7 +62,7 @@ pub async fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
                 serde_json::to_string_pretty(&v["Record"]).unwrap_or_default()
             });
         }
-        Command::Dump { id, output } => {
+        Command::Dump { id, file: output } => {
             let path = format!("/download/{id}");
             let n = if output.as_os_str() == "-" {
                 ctx.client.download(&path, &mut tokio::io::stdout()).await?

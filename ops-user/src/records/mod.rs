@@ -161,6 +161,15 @@ impl Records {
         Ok(())
     }
 
+    /// Forget a record (one whose request was refused after all).
+    pub fn delete(&self, id: &str) -> Result<(), ApiError> {
+        self.store
+            .conn()
+            .execute("DELETE FROM records WHERE id = ?1", [id])
+            .map_err(internal)?;
+        Ok(())
+    }
+
     /// Set a record's final state.
     pub fn finish(
         &self,

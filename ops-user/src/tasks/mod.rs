@@ -192,13 +192,10 @@ impl Tasks {
             .tcpdump
             .start(&instance.id, netns, options, out, Some(on_finish))
         {
+            // Refused (bad interface, attach failure): the request did not
+            // happen, so it leaves no record and no file behind.
             lock(&self.captures).remove(&instance.id);
-            records.finish(
-                &record.id,
-                OpsStatus::Failed,
-                None,
-                json!({ "Reason": e.message() }),
-            )?;
+            records.delete(&record.id)?;
             return Err(e);
         }
         Ok(TCPDUMP_STARTED.to_owned())
@@ -330,7 +327,7 @@ impl Tasks {
             let armed = lock(&self.armed).get(&record.group_id) == Some(&record.id);
             if armed {
                 lock(&self.armed).remove(&record.group_id);
-                if let Err(e) = self.with_coredump(|engine| engine.disable(&record.group_id)) {
+                if let Err(e) = self.with_coredump(|engine| engine.disarm(&record.group_id)) {
                     tracing::warn!(group = %record.group_id, "disarming expired coredump: {e}");
                 }
             }

@@ -331,9 +331,21 @@ impl Coredump {
     /// Turn crash dumps off for a group (a no-op for an unknown group). The
     /// last one restores the previous `core_pattern`.
     pub fn disable(&self, group_id: &str) -> Result<(), ApiError> {
+        self.disable_with(group_id, true)
+    }
+
+    /// Disable a group whose task expired: the minimum interval between
+    /// settings guards against clients, not against the daemon's own timer.
+    pub fn disarm(&self, group_id: &str) -> Result<(), ApiError> {
+        self.disable_with(group_id, false)
+    }
+
+    fn disable_with(&self, group_id: &str, check_interval: bool) -> Result<(), ApiError> {
         check_group_id(group_id)?;
         let mut inner = self.shared.lock();
-        self.check_interval(&inner, group_id)?;
+        if check_interval {
+            self.check_interval(&inner, group_id)?;
+        }
         self.check_still_ours(&mut inner)?;
         if let Some(old) = inner.groups.remove(group_id) {
             if !self.cgroup_in_use(&inner, old.cgroup_id) {
