@@ -144,8 +144,8 @@ fn capture(ctx: &TcContext, direction: Direction) {
         emit::<512>(ctx, len, cap, direction)
     } else if cap <= 2048 {
         emit::<2048>(ctx, len, cap, direction)
-    } else if cap <= 9216 {
-        emit::<9216>(ctx, len, cap, direction)
+    } else if cap <= 16384 {
+        emit::<16384>(ctx, len, cap, direction)
     } else if cap <= 32768 {
         emit::<32768>(ctx, len, cap, direction)
     } else if cap <= 65536 {
@@ -177,16 +177,20 @@ fn emit<const N: usize>(ctx: &TcContext, len: u32, cap: u32, direction: Directio
     let record = entry.as_mut_ptr();
     // Bounded for the verifier: never more than the record holds, and at
     // least one byte (bpf_skb_load_bytes takes no empty copy). `black_box`
-    // keeps LLVM from dropping the clamp because every caller already
-    // satisfies it: the verifier must see it in this subprogram.
-    let mut n = core::hint::black_box(cap as usize);
-    if n > N {
-        n = N;
-    }
-    if n == 0 {
+    // keeps LLVM from dropping the bound because every caller already
+    // satisfies it: the verifier must see it in this subprogram. The bound
+    // is a mask, not a compare: a compare refines only the register it
+    // tested, and older verifiers (6.1) lose it when LLVM reloads the value
+    // from its stack slot, while a masked value carries its range (tnum)
+    // wherever it goes. For the caller's 1 <= cap <= N, with N a power of
+    // two, ((cap - 1) & (N - 1)) + 1 == cap.
+    const { assert!(N.is_power_of_two()) };
+    let cap = core::hint::black_box(cap as usize);
+    if cap == 0 || cap > N {
         entry.discard(0);
         return None;
     }
+    let n = ((cap - 1) & (N - 1)) + 1;
     // SAFETY: `record` points to a reservation of size_of::<Record<N>>()
     // bytes that we own until submit/discard; `n <= N` bytes go to `data`.
     let copied = unsafe {
