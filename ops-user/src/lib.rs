@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod ebpf;
+pub mod files;
 pub mod instances;
 pub mod logging;
 pub mod records;

@@ -5,7 +5,6 @@
 
 use std::{net::UdpSocket, time::Duration};
 
-use aya::programs::{SchedClassifier, TcAttachType};
 use ops_common::tc::Direction;
 use ops_tests::{kernel, privileged, sh_in, VethPair};
 use ops_user::ebpf::{
@@ -55,34 +54,7 @@ fn exchange(pair: &VethPair) {
 }
 
 fn assert_nothing_attached(pair: &VethPair, clsact_expected: bool) {
-    for hook in ["ingress", "egress"] {
-        let filters = sh_in(&pair.a.name, &["tc", "filter", "show", "dev", "eth0", hook]);
-        assert!(filters.trim().is_empty(), "{hook} filters left: {filters}");
-    }
-    let qdiscs = sh_in(&pair.a.name, &["tc", "qdisc", "show", "dev", "eth0"]);
-    assert_eq!(
-        qdiscs.contains("clsact"),
-        clsact_expected,
-        "qdiscs: {qdiscs}"
-    );
-    // Before 6.6 there is no TCX: nothing can be attached that way, and
-    // the query itself fails with EINVAL.
-    if !kernel::has_tcx() {
-        return;
-    }
-    let tcx = pair
-        .a
-        .open()
-        .run(|| {
-            let mut n = 0;
-            for t in [TcAttachType::Ingress, TcAttachType::Egress] {
-                let (_, progs) = SchedClassifier::query_tcx("eth0", t).expect("query tcx");
-                n += progs.len();
-            }
-            Ok(n)
-        })
-        .unwrap();
-    assert_eq!(tcx, 0, "TCX programs left on eth0");
+    ops_tests::capture::assert_nothing_attached(&pair.a.name, &pair.a.open(), clsact_expected);
 }
 
 fn counts_exactly(mode: AttachMode, expected: Attached, tag: &str) {

@@ -5,7 +5,7 @@
 //! The key is generated once per data directory (0600), so URLs stay valid
 //! across daemon restarts until their expiry.
 
-use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _, path::Path};
+use std::path::Path;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -35,16 +35,7 @@ impl Presigner {
         }
         let mut key = vec![0u8; 32];
         std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut key)?;
-        let tmp = dir.join("presign.key.tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(&key)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
+        crate::files::write_atomic(&path, &key)?;
         Ok(Self::new(key))
     }
 

@@ -322,20 +322,23 @@ fn classifier(ebpf: &mut Ebpf, direction: Direction) -> Result<&mut SchedClassif
         })
 }
 
-fn attach_tcx(ebpf: &mut Ebpf, interface: &str) -> Result<Vec<SchedClassifierLink>, EbpfError> {
-    let mut links = Vec::with_capacity(2);
+/// Attach both directions' classifiers with `options`; the links taken so
+/// far are in `links` (and detach when dropped) whatever happens.
+fn attach_both(
+    ebpf: &mut Ebpf,
+    interface: &str,
+    options: impl Fn() -> TcAttachOptions,
+    action: &'static str,
+    links: &mut Vec<SchedClassifierLink>,
+) -> Result<(), EbpfError> {
     for direction in Direction::ALL {
         let name = program_name(direction);
         let program = classifier(ebpf, direction)?;
         let id = program
-            .attach_with_options(
-                interface,
-                attach_type(direction),
-                TcAttachOptions::TcxOrder(LinkOrder::default()),
-            )
+            .attach_with_options(interface, attach_type(direction), options())
             .map_err(|source| EbpfError::Program {
                 name,
-                action: "attach (TCX)",
+                action,
                 source,
             })?;
         links.push(program.take_link(id).map_err(|source| EbpfError::Program {
@@ -344,6 +347,18 @@ fn attach_tcx(ebpf: &mut Ebpf, interface: &str) -> Result<Vec<SchedClassifierLin
             source,
         })?);
     }
+    Ok(())
+}
+
+fn attach_tcx(ebpf: &mut Ebpf, interface: &str) -> Result<Vec<SchedClassifierLink>, EbpfError> {
+    let mut links = Vec::with_capacity(2);
+    attach_both(
+        ebpf,
+        interface,
+        || TcAttachOptions::TcxOrder(LinkOrder::default()),
+        "attach (TCX)",
+        &mut links,
+    )?;
     Ok(links)
 }
 
@@ -365,30 +380,14 @@ fn attach_clsact(
         }
     };
     let mut links = Vec::with_capacity(2);
-    let attach = |ebpf: &mut Ebpf, links: &mut Vec<SchedClassifierLink>| {
-        for direction in Direction::ALL {
-            let name = program_name(direction);
-            let program = classifier(ebpf, direction)?;
-            let id = program
-                .attach_with_options(
-                    interface,
-                    attach_type(direction),
-                    TcAttachOptions::Netlink(NlOptions::default()),
-                )
-                .map_err(|source| EbpfError::Program {
-                    name,
-                    action: "attach (clsact)",
-                    source,
-                })?;
-            links.push(program.take_link(id).map_err(|source| EbpfError::Program {
-                name,
-                action: "take link",
-                source,
-            })?);
-        }
-        Ok::<_, EbpfError>(())
-    };
-    if let Err(e) = attach(ebpf, &mut links) {
+    let attached = attach_both(
+        ebpf,
+        interface,
+        || TcAttachOptions::Netlink(NlOptions::default()),
+        "attach (clsact)",
+        &mut links,
+    );
+    if let Err(e) = attached {
         drop(links);
         if created {
             let _ = netlink::delete_clsact(ifindex);

@@ -114,38 +114,29 @@ impl Records {
     /// Insert a complete record (e.g. a crash found on disk), ignoring one
     /// whose id is already stored.
     pub fn insert(&self, r: &Record) -> Result<bool, ApiError> {
-        let n = self
-            .store
-            .conn()
-            .execute(
-                "INSERT OR IGNORE INTO records (id, group_id, ops_type, status, create_ms, expire_ms, artifact, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                rusqlite::params![
-                    r.id,
-                    r.group_id,
-                    r.ops_type,
-                    r.status.to_string(),
-                    r.create_ms,
-                    r.expire_ms,
-                    r.artifact.as_ref().map(|p| p.to_string_lossy().into_owned()),
-                    r.detail.to_string()
-                ],
-            )
-            .map_err(internal)?;
-        Ok(n > 0)
+        self.write(r, "ON CONFLICT(id) DO NOTHING").map(|n| n > 0)
     }
 
     /// Insert a record, or bring a stored one with the same id up to date
     /// (a crash record completed later by the exit monitor).
     pub fn upsert(&self, r: &Record) -> Result<(), ApiError> {
+        self.write(
+            r,
+            "ON CONFLICT(id) DO UPDATE SET status = excluded.status,
+                 artifact = excluded.artifact, detail = excluded.detail
+             WHERE records.detail != excluded.detail OR records.status != excluded.status",
+        )
+        .map(drop)
+    }
+
+    fn write(&self, r: &Record, on_conflict: &str) -> Result<usize, ApiError> {
         self.store
             .conn()
             .execute(
-                "INSERT INTO records (id, group_id, ops_type, status, create_ms, expire_ms, artifact, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT(id) DO UPDATE SET status = excluded.status,
-                     artifact = excluded.artifact, detail = excluded.detail
-                 WHERE records.detail != excluded.detail OR records.status != excluded.status",
+                &format!(
+                    "INSERT INTO records (id, group_id, ops_type, status, create_ms, expire_ms, artifact, detail)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) {on_conflict}"
+                ),
                 rusqlite::params![
                     r.id,
                     r.group_id,
@@ -157,8 +148,7 @@ impl Records {
                     r.detail.to_string()
                 ],
             )
-            .map_err(internal)?;
-        Ok(())
+            .map_err(internal)
     }
 
     /// Forget a record (one whose request was refused after all).
