@@ -354,6 +354,19 @@ fn armed_coredump_expires_and_is_disarmed() {
     );
 }
 
+/// Send UDP bursts to `port` until `child` exits (at most 30 s).
+fn feed_until_exit(lab: &Lab, port: u16, child: &mut std::process::Child) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the capture never filled"
+        );
+        lab.udp_burst(port, 3, 64);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
 #[test]
 fn cli_tcpdump_follows_and_streams() {
     if !privileged("cli_tcpdump_follows_and_streams") {
@@ -384,8 +397,9 @@ fn cli_tcpdump_follows_and_streams() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
-    lab.udp_burst(5001, 8, 64);
+    // The CLI attaches when it gets to it: send until the capture is full.
+    let mut follow = follow;
+    feed_until_exit(&lab, 5001, &mut follow);
     let out = follow.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -420,8 +434,7 @@ fn cli_tcpdump_follows_and_streams() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
-    lab.udp_burst(5002, 15, 64);
+    feed_until_exit(&lab, 5002, &mut stream);
     assert!(stream.wait().unwrap().success());
     let out = tshark.wait_with_output().unwrap();
     let ports: Vec<String> = String::from_utf8_lossy(&out.stdout)

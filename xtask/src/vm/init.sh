@@ -29,7 +29,11 @@ finish() {
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t tmpfs -o mode=0755 tmpfs /run
-mount -t tmpfs -o mode=1777 tmpfs /tmp
+# No tmpfs over /tmp: the initramfs root is writable RAM already, and the
+# test binaries sit at their host paths, which may lie under /tmp (a
+# checkout there) and would be hidden.
+mkdir -p /tmp
+chmod 1777 /tmp
 mount -t tracefs tracefs /sys/kernel/tracing
 mount -t bpf bpf /sys/fs/bpf
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
