@@ -47,6 +47,11 @@ pub struct Tasks {
     /// The Ready record of each group's running capture.
     captures: Arc<Mutex<HashMap<String, String>>>,
     coredump: Mutex<Option<Coredump>>,
+    /// Where the coredump engine (and its pipe helper) keep crash records,
+    /// one directory per group.
+    crash_dir: PathBuf,
+    /// Each group's crash directory mtime at its last sync.
+    synced: Mutex<HashMap<String, std::time::SystemTime>>,
     /// The Ready arming record of each coredump-enabled group.
     armed: Mutex<HashMap<String, String>>,
 }
@@ -61,6 +66,8 @@ impl Tasks {
             data_dir,
             tcpdump,
             captures: Arc::default(),
+            crash_dir: coredump.groups_dir(),
+            synced: Mutex::default(),
             coredump: Mutex::new(Some(coredump)),
             armed: Mutex::default(),
         }
@@ -285,33 +292,35 @@ impl Tasks {
     /// helper even while the daemon is down) into the database, and expire
     /// what is due.
     pub fn maintain(&self, records: &Records, group: Option<&str>) -> Result<(), ApiError> {
-        let crashes: Vec<(String, PathBuf, Vec<CrashRecord>)> = match lock(&self.coredump).as_ref()
-        {
-            Some(engine) => {
-                let groups: Vec<String> = match group {
-                    Some(g) => vec![g.to_owned()],
-                    None => std::fs::read_dir(
-                        engine
-                            .group_dir("x")
-                            .parent()
-                            .unwrap_or(Path::new("/nonexistent")),
-                    )
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .filter_map(|e| e.file_name().into_string().ok())
-                    .collect(),
-                };
-                groups
-                    .into_iter()
-                    .map(|g| (g.clone(), engine.group_dir(&g), engine.records(&g)))
-                    .collect()
-            }
-            None => Vec::new(),
+        let groups: Vec<String> = match group {
+            Some(g) => vec![g.to_owned()],
+            None => std::fs::read_dir(&self.crash_dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect(),
         };
-        for (group, dir, list) in crashes {
-            for crash in list {
+        for group in groups {
+            if crate::instances::validate_id(&group).is_err() {
+                continue;
+            }
+            let dir = self.crash_dir.join(&group);
+            // A group's records change only by files created or renamed
+            // into its directory, which moves the directory's mtime: skip
+            // the ones that have not moved since the last sync.
+            let mtime = std::fs::metadata(&dir).and_then(|m| m.modified()).ok();
+            if mtime.is_none() || lock(&self.synced).get(&group) == mtime.as_ref() {
+                continue;
+            }
+            for crash in CrashRecord::load_all(&dir) {
                 records.upsert(&crash_record(&group, &dir, &crash, records.ttl_ms()))?;
+            }
+            // File times are coarse (a jiffy): a change in the same tick as
+            // this sync would not move the mtime, so only a settled one is
+            // remembered.
+            if let Some(t) = mtime.filter(|t| t.elapsed().is_ok_and(|e| e.as_secs() >= 1)) {
+                lock(&self.synced).insert(group, t);
             }
         }
         let now = now_ms();

@@ -384,6 +384,12 @@ impl Coredump {
         group_dir(&self.shared.engine_dir, group_id)
     }
 
+    /// The directory holding one directory per group that has records
+    /// (also written by the pipe helper while the daemon is down).
+    pub fn groups_dir(&self) -> PathBuf {
+        self.shared.engine_dir.join("groups")
+    }
+
     /// Stop: restore `core_pattern`, stop the socket server and the exit
     /// thread.
     pub fn shutdown(mut self) {
