@@ -499,3 +499,45 @@ fn captures_are_recorded_across_stop_and_kill() {
     let r = sdk.create("eci-stop", "tcpdump", r#"{"Enable": true, "PacketNum": 1}"#);
     assert_eq!(r["ok"]["Result"], "Enable Success", "{r}");
 }
+
+#[test]
+fn coredump_is_rearmed_after_a_restart() {
+    if !privileged("coredump_is_rearmed_after_a_restart") {
+        return;
+    }
+    let _lock = core_pattern_lock();
+    let guard = SysctlGuard::new();
+    let cgroup = TestCgroup::new("api-cdr");
+    let mut d = Daemon::start("api-cdr", &["--min-interval", "0"]);
+    cli(
+        &d,
+        &[
+            "instance",
+            "add",
+            "eci-cdr",
+            "--cgroup",
+            cgroup.dir.to_str().unwrap(),
+        ],
+    );
+    let r = d.sdk().create("eci-cdr", "coredump", "enable");
+    assert_eq!(
+        r["ok"]["Result"], "Coredump settings has been configured successfully.",
+        "{r}"
+    );
+    let ours = std::fs::read_to_string(CORE_PATTERN).unwrap();
+    assert!(!guard.unchanged());
+    // A clean stop gives core_pattern back; the next start takes it again
+    // for the group whose arming record is still Ready.
+    d.restart();
+    assert_eq!(std::fs::read_to_string(CORE_PATTERN).unwrap(), ours);
+    let armed = records(&d, "eci-cdr", "coredump");
+    assert_eq!(armed.len(), 1);
+    assert_eq!(armed[0]["OpsStatus"], "Ready");
+    let r = d.sdk().create("eci-cdr", "coredump", "disable");
+    assert_eq!(
+        r["ok"]["Result"], "Coredump settings has been configured successfully.",
+        "{r}"
+    );
+    assert!(guard.unchanged(), "the last disable restores core_pattern");
+    assert_eq!(records(&d, "eci-cdr", "coredump")[0]["OpsStatus"], "Closed");
+}
