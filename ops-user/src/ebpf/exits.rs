@@ -96,18 +96,7 @@ impl ExitMonitor {
             ],
         )?;
         for (name, category, tracepoint) in TRACEPOINTS {
-            let program: &mut TracePoint = ebpf
-                .program_mut(name)
-                .ok_or(EbpfError::MissingProgram {
-                    object: OBJECT,
-                    name,
-                })?
-                .try_into()
-                .map_err(|source| EbpfError::Program {
-                    name,
-                    action: "type",
-                    source,
-                })?;
+            let program: &mut TracePoint = super::program_mut(&mut ebpf, OBJECT, name)?;
             program.load().map_err(|source| EbpfError::Program {
                 name,
                 action: "load",

@@ -81,6 +81,26 @@ pub enum EbpfError {
     Tracefs(#[source] std::io::Error),
 }
 
+/// Program `name` of `object`, as its concrete type (`SchedClassifier`,
+/// `TracePoint`, ...).
+pub fn program_mut<'a, T>(
+    ebpf: &'a mut Ebpf,
+    object: &'static str,
+    name: &'static str,
+) -> Result<&'a mut T, EbpfError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or(EbpfError::MissingProgram { object, name })?
+        .try_into()
+        .map_err(|source| EbpfError::Program {
+            name,
+            action: "type",
+            source,
+        })
+}
+
 /// Load an embedded object, overriding `globals` (each must exist).
 pub fn load(
     object: &'static str,

@@ -308,18 +308,7 @@ impl ClsactOwners {
 }
 
 fn classifier(ebpf: &mut Ebpf, direction: Direction) -> Result<&mut SchedClassifier, EbpfError> {
-    let name = program_name(direction);
-    ebpf.program_mut(name)
-        .ok_or(EbpfError::MissingProgram {
-            object: "ops-tc",
-            name,
-        })?
-        .try_into()
-        .map_err(|source| EbpfError::Program {
-            name,
-            action: "type",
-            source,
-        })
+    super::program_mut(ebpf, "ops-tc", program_name(direction))
 }
 
 /// Attach both directions' classifiers with `options`; the links taken so

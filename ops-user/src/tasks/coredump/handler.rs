@@ -66,43 +66,59 @@ impl<'a> TimedReader<'a> {
 
 impl Read for TimedReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let left = self.deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "dump timed out"));
-            }
-            let mut pfd = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-            // SAFETY: one valid pollfd.
-            let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            if n == 0 {
+        let fd = self.fd.as_raw_fd();
+        timed_io(fd, libc::POLLIN, self.deadline, "dump timed out", || {
+            // SAFETY: buf is valid for buf.len() bytes.
+            unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) }
+        })
+    }
+}
+
+/// Wait (up to `deadline`) until `fd` is ready for `events`, then run one
+/// non-blocking `op`; retry on EINTR/EAGAIN and spurious wake-ups. The one
+/// loop behind [`TimedReader`] and [`TimedWriter`].
+fn timed_io(
+    fd: libc::c_int,
+    events: libc::c_short,
+    deadline: Instant,
+    timeout: &'static str,
+    mut op: impl FnMut() -> isize,
+) -> io::Result<usize> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, timeout));
+        }
+        let mut pfd = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
-            // SAFETY: buf is valid for buf.len() bytes.
-            let r = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if r < 0 {
-                let e = io::Error::last_os_error();
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-                ) {
-                    continue;
-                }
-                return Err(e);
-            }
-            return Ok(r as usize);
+            return Err(e);
         }
+        if n == 0 {
+            continue;
+        }
+        let r = op();
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if matches!(
+                e.kind(),
+                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+            ) {
+                continue;
+            }
+            return Err(e);
+        }
+        return Ok(r as usize);
     }
 }
 
@@ -115,36 +131,12 @@ struct TimedWriter<'a> {
 
 impl Write for TimedWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        loop {
-            let left = self.deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "consumer stalled"));
-            }
-            let mut pfd = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLOUT,
-                revents: 0,
-            };
-            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-            // SAFETY: one valid pollfd.
-            if unsafe { libc::poll(&mut pfd, 1, ms) } <= 0 {
-                continue;
-            }
-            // Non-blocking: at most what fits now.
+        let fd = self.fd.as_raw_fd();
+        // Non-blocking: at most what fits now.
+        timed_io(fd, libc::POLLOUT, self.deadline, "consumer stalled", || {
             // SAFETY: buf is valid for buf.len() bytes.
-            let r = unsafe { libc::write(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
-            if r < 0 {
-                let e = io::Error::last_os_error();
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-                ) {
-                    continue;
-                }
-                return Err(e);
-            }
-            return Ok(r as usize);
-        }
+            unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) }
+        })
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
